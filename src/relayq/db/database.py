@@ -74,10 +74,12 @@ class QueryRunner:
 class Database(QueryRunner):
     """A pool of connections to Relay's database; all queries are parameterized."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, dsn: str = "") -> None:
         self.pool = pool
         self.settings = settings
         self.stats = DatabaseStats()
+        # For the few services that need a connection of their own (LISTEN).
+        self.dsn = dsn or settings.dsn()
 
     @classmethod
     async def connect(cls, settings: Settings, dsn: str | None = None) -> Database:
@@ -98,7 +100,7 @@ class Database(QueryRunner):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise database_unavailable(str(exc)) from exc
-        return cls(pool, settings)
+        return cls(pool, settings, dsn or settings.dsn())
 
     async def close(self) -> None:
         """Close every connection, waiting briefly for queries in flight."""
