@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import asyncpg
+
 from relayq.db.database import UNAVAILABLE_ERRORS
 from relayq.domain.errors import RelayError
 
@@ -26,7 +28,9 @@ log = logging.getLogger("relayq.batching")
 
 T = TypeVar("T")
 # Write errors after which the batch is kept for a retry (RelayError only as DATABASE_UNAVAILABLE).
-RETRYABLE: tuple[type[BaseException], ...] = (RelayError, *UNAVAILABLE_ERRORS)
+# InternalClientError is what asyncpg raises on a connection the server has just terminated.
+RETRYABLE: tuple[type[BaseException], ...] = (
+    RelayError, asyncpg.exceptions._base.InternalClientError, *UNAVAILABLE_ERRORS)
 REPORT_EVERY = 10.0
 MAX_BACKOFF = 5.0
 CLOSE_TIMEOUT = 5.0

@@ -24,9 +24,12 @@ from relayq.services.anomalies.near_dlq import NearDlq
 from relayq.services.anomalies.queue_cleared import QueueCleared
 from relayq.services.anomalies.zombie_message import ZombieMessage
 
+# An entry carries one `anomaly`: when several fire, the most severe wins, and among equals the
+# one listed first here (rarer, per-operation findings before per-message ones: a burst of
+# dequeues is usually also a run of flash messages). The others go to `context.other_anomalies`.
 STANDARD_DETECTORS: tuple[Callable[[Settings], Detector], ...] = (
-    LockStolen, ZombieMessage, FlashMessage, BurstDequeue, LargePayload, LongProcessing, NearDlq,
-    DlqMovement, BulkEnqueue, BulkDelete, BulkMove, QueueCleared,
+    LockStolen, ZombieMessage, BurstDequeue, DlqMovement, NearDlq, LongProcessing, FlashMessage, QueueCleared,
+    BulkEnqueue, BulkDelete, BulkMove, LargePayload,
 )
 
 
