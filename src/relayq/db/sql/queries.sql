@@ -93,7 +93,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, re
      {messages} AS prev
 WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
   AND (i.token IS NULL OR m.lock_token = i.token)
-  AND prev.id = m.id AND prev.queue_id = m.queue_id AND prev.created_at = m.created_at
+  AND prev.id = m.id AND prev.queue_id = m.queue_id
 RETURNING {event_columns}, prev.lock_token AS prev_lock_token, prev.consumer_id AS prev_consumer_id
 
 -- name: touch
