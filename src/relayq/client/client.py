@@ -98,7 +98,9 @@ class Client:
         settings = _ClientSettings(url, api_key, timeout, pool_size, retry)
         self.url = settings.url
         self._settings = settings
-        self._transport = SyncTransport(settings.url, api_key=settings.api_key, timeout=timeout, pool_size=pool_size)
+        self._transport = SyncTransport(
+            settings.url, api_key=settings.api_key, timeout=timeout, pool_size=pool_size
+        )
 
     def execute(self, call: Call[T]) -> T:
         """Send a call, retrying as the policy allows, and parse its response."""
@@ -176,7 +178,9 @@ class AsyncClient:
         settings = _ClientSettings(url, api_key, timeout, pool_size, retry)
         self.url = settings.url
         self._settings = settings
-        self._transport = AsyncTransport(settings.url, api_key=settings.api_key, timeout=timeout, pool_size=pool_size)
+        self._transport = AsyncTransport(
+            settings.url, api_key=settings.api_key, timeout=timeout, pool_size=pool_size
+        )
 
     async def execute(self, call: Call[T]) -> T:
         """Send a call, retrying as the policy allows, and parse its response."""

@@ -289,7 +289,9 @@ def ack(message: Message | str, lock_token: str | None = None) -> Call[None]:
     return Call(Request("POST", _api("/queue/ack"), body=body, idempotent=True), _ignore)
 
 
-def _ack_items(messages: Iterable[Message | tuple[str, str]], reason: str | None = None) -> list[dict[str, str]]:
+def _ack_items(
+    messages: Iterable[Message | tuple[str, str]], reason: str | None = None
+) -> list[dict[str, str]]:
     items: list[dict[str, str]] = []
     for message in messages:
         message_id, token = (message.id, message.lock_token) if isinstance(message, Message) else message
@@ -303,7 +305,9 @@ def _ack_items(messages: Iterable[Message | tuple[str, str]], reason: str | None
 def ack_batch(messages: Iterable[Message | tuple[str, str]]) -> Call[AckBatchResult]:
     """Acknowledge up to 1000 messages (or ``(id, lock_token)`` pairs) in one request."""
     body = encode_json({"acks": _ack_items(messages)})
-    return Call(Request("POST", _api("/queue/ack/batch"), body=body, idempotent=True), _decoder(AckBatchResult))
+    return Call(
+        Request("POST", _api("/queue/ack/batch"), body=body, idempotent=True), _decoder(AckBatchResult)
+    )
 
 
 def nack(
@@ -323,7 +327,9 @@ def nack(
     return Call(Request("POST", path, body=body), _decoder(NackResult))
 
 
-def nack_batch(messages: Iterable[Message | tuple[str, str]], *, error: str | None = None) -> Call[NackBatchResult]:
+def nack_batch(
+    messages: Iterable[Message | tuple[str, str]], *, error: str | None = None
+) -> Call[NackBatchResult]:
     """Nack up to 1000 messages in one request, all with the same ``error`` reason."""
     body = encode_json({"nacks": _ack_items(messages, error)})
     return Call(Request("POST", _api("/queue/nack/batch"), body=body), _decoder(NackBatchResult))
@@ -447,7 +453,9 @@ _STATUS_SECTIONS = {
 def _parse_status(response: Response) -> QueueStatus:
     raise_for_status(response)
     raw = msgspec.json.decode(response.body)
-    counts = {status: int((raw.get(section) or {}).get("length", 0)) for status, section in _STATUS_SECTIONS.items()}
+    counts = {
+        status: int((raw.get(section) or {}).get("length", 0)) for status, section in _STATUS_SECTIONS.items()
+    }
     return QueueStatus(
         **counts,
         available_types=list(raw.get("availableTypes") or []),
@@ -491,7 +499,9 @@ def activity(
         limit=limit,
         offset=offset,
     )
-    return Call(Request("GET", _api("/queue/activity"), params=params, idempotent=True), _decoder(ActivityPage))
+    return Call(
+        Request("GET", _api("/queue/activity"), params=params, idempotent=True), _decoder(ActivityPage)
+    )
 
 
 def export_messages(
@@ -520,7 +530,9 @@ def import_messages(messages: bytes | Iterable[Message | Mapping[str, Any]]) -> 
     if isinstance(messages, bytes):
         content = messages
     else:
-        content = encode_json([msgspec.to_builtins(m) if isinstance(m, Message) else dict(m) for m in messages])
+        content = encode_json(
+            [msgspec.to_builtins(m) if isinstance(m, Message) else dict(m) for m in messages]
+        )
     boundary = "relayq-" + uuid.uuid4().hex
     body = b"".join(
         [
@@ -612,7 +624,9 @@ class RetryPolicy:
     backoff: float = 0.1
     max_backoff: float = 2.0
 
-    def delay(self, request: Request, attempt: int, *, sent: bool, error: Exception | None = None) -> float | None:
+    def delay(
+        self, request: Request, attempt: int, *, sent: bool, error: Exception | None = None
+    ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up.
 
         ``sent`` tells whether the request may have reached the server; ``error`` is the API

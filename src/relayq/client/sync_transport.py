@@ -77,4 +77,3 @@ class SyncTransport:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.clear()
-

@@ -158,7 +158,10 @@ class Worker:
         executor = None if self._is_async else ThreadPoolExecutor(self.concurrency, "relayq-handler")
         slots = asyncio.Semaphore(self.concurrency)
         logger.info(
-            "worker %s started on %s (concurrency %d)", self.consumer_id, ", ".join(self.queues), self.concurrency
+            "worker %s started on %s (concurrency %d)",
+            self.consumer_id,
+            ", ".join(self.queues),
+            self.concurrency,
         )
         fetchers = [asyncio.create_task(self._fetch_loop(client, executor, slots, q)) for q in self.queues]
         try:
@@ -171,7 +174,9 @@ class Worker:
                 executor.shutdown(wait=False, cancel_futures=True)
             if owns_client:
                 await client.close()
-            logger.info("worker %s stopped: %d processed, %d failed", self.consumer_id, self.processed, self.failed)
+            logger.info(
+                "worker %s stopped: %d processed, %d failed", self.consumer_id, self.processed, self.failed
+            )
 
     # -- fetching --------------------------------------------------------------------------
 
@@ -235,7 +240,11 @@ class Worker:
     # -- processing ------------------------------------------------------------------------
 
     async def _process(
-        self, client: AsyncClient, executor: ThreadPoolExecutor | None, slots: asyncio.Semaphore, message: Message
+        self,
+        client: AsyncClient,
+        executor: ThreadPoolExecutor | None,
+        slots: asyncio.Semaphore,
+        message: Message,
     ) -> None:
         lease = self.ack_timeout or message.ack_timeout_seconds or 30
         keeper = asyncio.create_task(self._keep_lease(client, message, lease))
@@ -246,7 +255,9 @@ class Worker:
             except asyncio.CancelledError:
                 keeper.cancel()
                 await self._settle(
-                    client.nack(message, error="Worker shut down before the handler finished"), message, "release"
+                    client.nack(message, error="Worker shut down before the handler finished"),
+                    message,
+                    "release",
                 )
                 raise
             except Exception as exc:
