@@ -263,7 +263,13 @@ class Worker:
             except Exception as exc:
                 keeper.cancel()
                 self.failed += 1
-                logger.warning("message %s failed: %s", message.id, describe_exception(exc), exc_info=exc)
+                # Handler failures are routine (the queue retries them); tracebacks only when debugging.
+                logger.warning(
+                    "message %s failed: %s",
+                    message.id,
+                    describe_exception(exc),
+                    exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+                )
                 await self._settle(client.nack(message, error=describe_exception(exc)), message, "nack")
             else:
                 keeper.cancel()
