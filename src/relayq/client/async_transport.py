@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from relayq.client.protocol import Request, Response, TransportError, raise_for_status, request_headers
+
+if TYPE_CHECKING:
+    import aiohttp
 
 
 class AsyncTransport:
@@ -24,6 +26,9 @@ class AsyncTransport:
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        # Imported here: aiohttp takes ~0.2 s to import, and blocking CLI commands never need it.
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._pool_size, limit_per_host=self._pool_size)
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
@@ -31,6 +36,8 @@ class AsyncTransport:
 
     async def send(self, request: Request) -> Response:
         """Perform one request; raise :class:`TransportError` when no response arrives."""
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self._timeout, sock_read=self._timeout + request.extra_timeout
         )
@@ -51,6 +58,8 @@ class AsyncTransport:
 
     async def stream(self, request: Request, *, read_timeout: float) -> AsyncIterator[bytes]:
         """Yield the body of a long-lived response (Server-Sent Events) as it arrives."""
+        import aiohttp
+
         timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout, sock_read=read_timeout)
         headers = {**request_headers(request, self._api_key), "Accept": "text/event-stream"}
         try:

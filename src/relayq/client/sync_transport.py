@@ -72,6 +72,9 @@ class SyncTransport:
             except HTTPError as exc:
                 raise TransportError(str(exc), sent=True) from exc
         finally:
+            # An event stream is never read to its end: close the connection rather than
+            # return it to the pool with unread data on it.
+            response.close()
             response.release_conn()
 
     def close(self) -> None:
