@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from client_support import run_cli
+from tests.client.client_support import run_cli
 
 from relayq.client import Client
 from relayq.client.cli import EXIT_API_ERROR, EXIT_EMPTY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from client_support import REPO, cli_env
+from tests.client.client_support import REPO, cli_env
 
 from relayq.client import Client
 

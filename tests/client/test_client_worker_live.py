@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from client_support import cli_env
+from tests.client.client_support import cli_env
 
 import relayq.client as relay
 from relayq.client import AsyncClient, Client, Worker
