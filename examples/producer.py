@@ -30,10 +30,11 @@ def main() -> None:
 
         # ...or many in one request (all or nothing), each with its own options.
         if args.count > 1:
-            batch = client.enqueue_batch(
+            items = [
                 EnqueueItem(payload={"to": f"user{i}@example.com"}, type="newsletter", priority=i % 10)
                 for i in range(args.count - 1)
-            )
+            ]
+            batch = client.enqueue_batch(items, queue=args.queue)
             print(f"enqueued {batch.count} more: {', '.join(batch.ids)}")
 
 

@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 import pytest
-from tests.client.client_support import REPO, cli_env
 
 from relayq.client import Client
+from tests.client.client_support import REPO, cli_env
 
 EXAMPLES = REPO / "examples"
 

@@ -11,6 +11,7 @@ import pytest
 
 import relayq.client as relay
 from relayq.client import AsyncClient, Client, EnqueueItem
+from tests.client.client_support import skip_unless_served
 
 
 def test_message_life_cycle(client: Client, make_queue: Callable[..., str]) -> None:
@@ -124,6 +125,18 @@ def test_stats_activity_and_validation(client: Client, make_queue: Callable[...,
     assert client.server_config().max_attempts >= 1
     assert client.health()["status"] == "OK"
 
+    with pytest.raises(relay.ValidationError) as caught:
+        client.enqueue(1, queue=queue, priority=12)
+    assert caught.value.status == 400
+
+
+def test_activity_log(client: Client, make_queue: Callable[..., str]) -> None:
+    skip_unless_served(lambda: client.activity(limit=1))
+    queue = make_queue()
+    client.enqueue(1, queue=queue)
+    message = client.dequeue(queue)
+    assert message is not None
+    client.ack(message)
     deadline = time.monotonic() + 3  # activity is written off the request path, within 1 s
     while time.monotonic() < deadline:
         actions = [e.action for e in client.activity(message_id=message.id).logs]
@@ -131,10 +144,6 @@ def test_stats_activity_and_validation(client: Client, make_queue: Callable[...,
             break
         time.sleep(0.1)
     assert {"enqueue", "dequeue", "acknowledge"} <= set(actions)
-
-    with pytest.raises(relay.ValidationError) as caught:
-        client.enqueue(1, queue=queue, priority=12)
-    assert caught.value.status == 400
 
 
 def test_export_and_import(client: Client, make_queue: Callable[..., str]) -> None:
@@ -165,6 +174,7 @@ def test_event_stream_reports_changes(client: Client, make_queue: Callable[..., 
                 seen.append(event)
                 return
 
+    skip_unless_served(lambda: next(iter(client.events())))
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
     ready.wait()

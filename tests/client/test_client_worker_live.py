@@ -10,10 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.client.client_support import cli_env
-
 import relayq.client as relay
 from relayq.client import AsyncClient, Client, Worker
+from tests.client.client_support import cli_env
 
 HANDLERS = '''
 import os, pathlib, time

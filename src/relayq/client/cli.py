@@ -318,11 +318,9 @@ def load_handler(spec: str) -> Handler:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker until SIGTERM or Ctrl-C."""
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # Set the level explicitly: basicConfig is a no-op when the `relay` entry point configured logging.
+    logging.getLogger().setLevel(args.log_level.upper())
     worker = Worker(
         load_handler(args.handler),
         args.queues or ["default"],
