@@ -107,7 +107,8 @@ async def enqueue_batch(request: Request) -> Response:
                          details=[{"field": "", "message": f"at most {r.settings.max_batch_size} items"}])
     items = [_new_message(r, raw, f"{index}.") for index, raw in enumerate(body)]
     results = await r.messages.enqueue(items, batch=True) if items else []
-    return ok({"message": f"Batch processed: {len(results)}/{len(body)} messages enqueued",
+    stored = sum(not x.duplicate for x in results)  # duplicates reuse an existing id, store nothing
+    return ok({"message": f"Batch processed: {stored}/{len(body)} messages enqueued",
                "count": len(results), "ids": [x.id for x in results]}, 201)
 
 
