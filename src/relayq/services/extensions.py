@@ -32,7 +32,7 @@ class Extensions:
 
     store: ActivityStore
     activity: ActivityLog | None  # None when ACTIVITY_LOG_ENABLED=false: nothing is recorded
-    stats: ConsumerStats
+    stats: ConsumerStats  # not subscribed when the log is off: reads then show stored totals only
     events: EventStream
     retention: ActivityRetention
 
@@ -42,12 +42,12 @@ async def install(relay: Relay) -> None:
     settings = relay.settings
     store = ActivityStore(relay.db)
     activity: ActivityLog | None = None
-    if settings.activity_log_enabled:
+    stats = ConsumerStats(relay.db, settings.activity_flush_interval_ms / 1000)
+    if settings.activity_log_enabled:  # off: no entries, no detection, no stats (and no cost)
         activity = ActivityLog(settings, store, DetectorRegistry.from_settings(settings))
         relay.hub.subscribe(activity.on_change)
         relay.hub.subscribe_durable(activity.persist)
-    stats = ConsumerStats(relay.db, settings.activity_flush_interval_ms / 1000)
-    relay.hub.subscribe(stats.on_change)
+        relay.hub.subscribe(stats.on_change)
     events = EventStream(relay.db, relay.waiters, settings.event_flush_ms)
     relay.hub.subscribe(events.on_change)
     retention = ActivityRetention(store, settings.activity_log_retention_hours,
@@ -58,7 +58,7 @@ async def install(relay: Relay) -> None:
     if relay.background:
         if activity is not None:
             relay.spawn(activity.buffer.run(), "activity-flusher")
-        relay.spawn(stats.run(), "stats-flusher")
+            relay.spawn(stats.run(), "stats-flusher")
         relay.spawn(events.listen(), "event-listener")
         relay.spawn(retention.run(), "activity-retention")
         _on_shutdown_signal(events.close_subscribers)
