@@ -31,6 +31,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.QueryCanceledError,
     # 53xxx: "too many clients" and friends, typical while PostgreSQL restarts.
     asyncpg.exceptions.InsufficientResourcesError,
+    # The driver's own state broke, e.g. a connection the server killed mid-statement.
+    asyncpg.exceptions.InternalClientError,
 )
 
 # SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
@@ -148,7 +150,13 @@ class Database(QueryRunner):
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self.pool.acquire(timeout=self.settings.connect_timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except UNAVAILABLE_ERRORS:
+                    # Never hand a connection that failed this way to the next request: without
+                    # a reset query on release, a half-dead one would fail it with a 500.
+                    conn.terminate()
+                    raise
         except INVALID_VALUE_ERRORS as exc:
             raise invalid_value(exc) from exc
         except UNAVAILABLE_ERRORS as exc:
