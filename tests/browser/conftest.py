@@ -39,7 +39,9 @@ class RestClient:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["X-API-KEY"] = self.api_key
-        request = urllib.request.Request(f"{self.base_url}/api{path}", data=data, headers=headers, method=method)
+        request = urllib.request.Request(
+            f"{self.base_url}/api{path}", data=data, headers=headers, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read() or b"null")
@@ -47,8 +49,11 @@ class RestClient:
             raise AssertionError(f"{method} {path} -> {error.code}: {error.read()!r}") from error
 
     def enqueue(self, queue: str, type_: str, payload: Any, priority: int = 0, **extra: Any) -> str:
-        answer = self.call("POST", "/queue/message", {"queue": queue, "type": type_, "payload": payload,
-                                                      "priority": priority, **extra})
+        answer = self.call(
+            "POST",
+            "/queue/message",
+            {"queue": queue, "type": type_, "payload": payload, "priority": priority, **extra},
+        )
         return str(answer["id"])
 
     def dequeue(self, queue: str, consumer: str = "worker-1") -> dict[str, Any]:
@@ -83,8 +88,9 @@ def rest(base_url: str) -> RestClient:
 
 @pytest.fixture
 def page(browser: Any, base_url: str) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="en-GB",
-                                  color_scheme="light", accept_downloads=True)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 800}, locale="en-GB", color_scheme="light", accept_downloads=True
+    )
     context.set_default_timeout(6000)
     page = context.new_page()
     errors: list[str] = []

@@ -138,7 +138,11 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     page.screenshot(path=screenshot_dir / "queue-processing.png")
 
     # Its nack exhausts its single attempt: it leaves processing and joins the dead letters, live.
-    rest.call("POST", f"/queue/message/{job}/nack", {"lock_token": taken["lock_token"], "errorReason": "renderer crashed"})
+    rest.call(
+        "POST",
+        f"/queue/message/{job}/nack",
+        {"lock_token": taken["lock_token"], "errorReason": "renderer crashed"},
+    )
     expect(page.locator(ROWS)).to_have_count(0)
     expect(page.get_by_test_id("tab-count-dead")).to_have_text("3")
 
@@ -234,11 +238,15 @@ def test_auto_refresh_toggle(page: Any, rest: RestClient, base_url: str) -> None
     expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", "live")
 
 
-def test_spanish_dark_mode_and_phone(page: Any, rest: RestClient, base_url: str, screenshot_dir: Path) -> None:
+def test_spanish_dark_mode_and_phone(
+    page: Any, rest: RestClient, base_url: str, screenshot_dir: Path
+) -> None:
     queue = new_queue_name("pedidos")
     rest.call("POST", "/queues", {"name": queue, "description": "Pedidos de la tienda"})
     for number in range(3):
-        rest.enqueue(queue, "correo", {"pedido": number, "para": f"cliente{number}@example.es"}, priority=number)
+        rest.enqueue(
+            queue, "correo", {"pedido": number, "para": f"cliente{number}@example.es"}, priority=number
+        )
     open_dashboard(page, base_url)
 
     page.get_by_test_id("lang-select").select_option("es")
@@ -253,8 +261,12 @@ def test_spanish_dark_mode_and_phone(page: Any, rest: RestClient, base_url: str,
     expect(page.get_by_test_id("tab-dead")).to_contain_text("Mensajes muertos")
     expect(page.get_by_test_id("page-info")).to_have_text("Página 1 de 1 · 3 en total")
     page.screenshot(path=screenshot_dir / "queue-dark-es.png")
-    for tab, table in [("activity", "activity"), ("anomalies", "anomalies"), ("consumers", "consumers"),
-                       ("processing", "messages")]:
+    for tab, table in [
+        ("activity", "activity"),
+        ("anomalies", "anomalies"),
+        ("consumers", "consumers"),
+        ("processing", "messages"),
+    ]:
         page.get_by_test_id(f"tab-{tab}").click()
         expect(page.get_by_test_id(f"{table}-table").locator("tbody tr").first).to_be_visible()
         expect(page.get_by_test_id("page-error")).to_be_hidden()
