@@ -1,0 +1,218 @@
+"""The ASGI application: routing, CORS, API-key auth, body limits, error bodies, lifespan.
+
+Cross-cutting concerns live in one plain ASGI wrapper (`RelayGate`) rather than Starlette
+middleware classes, so a request pays for them once and without extra task hops.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from relayq.api.http import REGISTRY, encode_json, ok
+from relayq.config import Settings
+from relayq.domain.errors import RelayError
+from relayq.runtime import Relay
+
+log = logging.getLogger("relayq.api")
+
+CORS_METHODS = "GET,HEAD,PUT,POST,DELETE,PATCH"
+# Paths under /api that never need the key (API.md §1).
+OPEN_SUFFIXES = ("/health", "/queue/events", "/doc", "/docs", "/reference")
+
+
+def _load_routes() -> None:
+    """Import every routes module once; importing registers its endpoints."""
+    from relayq.api.routes import admin, docs, messages, monitoring, queues  # noqa: F401
+    from relayq.services import extensions
+
+    extensions.load_routes()
+
+
+def _error_body(status: int, body: dict[str, Any]) -> Response:
+    return Response(encode_json(body), status_code=status, media_type="application/json")
+
+
+async def relay_error(request: Request, exc: Exception) -> Response:
+    """RelayError → its status and stable body."""
+    assert isinstance(exc, RelayError)
+    return _error_body(exc.status, exc.body())
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 → the contract's ROUTE_NOT_FOUND shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (404, 405):
+        return _error_body(404, {"message": f"Not Found - {request.url.path}", "code": "ROUTE_NOT_FOUND"})
+    return _error_body(exc.status_code, {"message": str(exc.detail), "code": "HTTP_ERROR"})
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Anything unexpected: logged with its traceback, answered with a stable 500 body."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_body(500, {"message": "Internal server error", "code": "INTERNAL_ERROR"})
+
+
+def _package_path(*parts: str) -> Path:
+    return Path(str(resources.files("relayq").joinpath(*parts)))
+
+
+def build_routes() -> list[Any]:
+    """Starlette routes from the endpoint registry, plus the dashboard and docs assets."""
+    _load_routes()
+    routes: list[Any] = []
+    # Literal paths win over {param} paths: /queue/activity/clear before /queue/{queueType}/clear.
+    for ep in sorted(REGISTRY, key=lambda e: e.path.count("{")):
+        routes.append(Route("/api" + ep.path, ep.handler, methods=[ep.method]))
+    routes.append(Route("/health", _root_health, methods=["GET"]))
+    routes.append(Mount("/api/reference/assets", StaticFiles(directory=_package_path("api", "static", "swagger-ui"))))
+    routes.append(Route("/api/reference", _reference, methods=["GET"]))
+    dashboard = _package_path("dashboard", "static")
+    if (dashboard / "index.html").is_file():
+        routes.append(Route("/dashboard", _dashboard_index, methods=["GET"]))
+        routes.append(Mount("/dashboard", StaticFiles(directory=dashboard, html=True)))
+    routes.append(Route("/", lambda request: RedirectResponse("/dashboard", 302), methods=["GET"]))
+    return routes
+
+
+async def _root_health(request: Request) -> Response:
+    from relayq.api.routes.monitoring import health
+
+    return await health(request)
+
+
+async def _reference(request: Request) -> Response:
+    return HTMLResponse(_package_path("api", "static", "reference.html").read_text(encoding="utf-8"))
+
+
+async def _dashboard_index(request: Request) -> Response:
+    return FileResponse(_package_path("dashboard", "static", "index.html"))
+
+
+class RelayGate:
+    """Plain ASGI wrapper: trailing slashes, CORS, API key, request-size limit."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.key = settings.secret_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if len(path) > 1 and path.endswith("/") and not path.startswith("/dashboard"):
+            path = path.rstrip("/") or "/"
+            scope = dict(scope, path=path, raw_path=path.encode())
+        headers = {k: v for k, v in scope["headers"]}
+        if scope["method"] == "OPTIONS":
+            await self._preflight(headers, send)
+            return
+        send = _with_cors(send)
+        if self.key and self._needs_key(path):
+            given = headers.get(b"x-api-key")
+            if given is None:
+                await self._deny(send, "Missing X-API-KEY header")
+                return
+            if not hmac.compare_digest(given, self.key):
+                await self._deny(send, "Invalid API key")
+                return
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.settings.max_request_bytes:
+            await _send_json(send, 413, {"message": "Request body too large", "code": "PAYLOAD_TOO_LARGE"})
+            return
+        await self.app(scope, _limited(receive, self.settings.max_request_bytes), send)
+
+    @staticmethod
+    def _needs_key(path: str) -> bool:
+        if path == "/metrics":
+            return True
+        return path.startswith("/api") and not path.endswith(OPEN_SUFFIXES) and not path.startswith(
+            "/api/reference/assets"
+        )
+
+    async def _preflight(self, headers: dict[bytes, bytes], send: Send) -> None:
+        response_headers = [
+            (b"access-control-allow-origin", b"*"),
+            (b"access-control-allow-methods", CORS_METHODS.encode()),
+            (b"access-control-max-age", b"86400"),
+        ]
+        requested = headers.get(b"access-control-request-headers")
+        if requested:
+            response_headers.append((b"access-control-allow-headers", requested))
+        await send({"type": "http.response.start", "status": 204, "headers": response_headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _deny(self, send: Send, message: str) -> None:
+        await _send_json(send, 401, {"error": "Unauthorized", "message": message, "code": "UNAUTHORIZED"})
+
+
+def _with_cors(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", []), (b"access-control-allow-origin", b"*")]
+        await send(message)
+
+    return wrapped
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """Stop reading a body (chunked or lying about its length) once it passes the limit."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise RelayError(413, "PAYLOAD_TOO_LARGE", "Request body too large")
+        return message
+
+    return wrapped
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = encode_json(body)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def create_app(settings: Settings | None = None, dsn: str | None = None) -> ASGIApp:
+    """Build the ASGI app; the lifespan starts and stops the broker's services."""
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        relay = await Relay.start(settings, dsn)
+        app.state.relay = relay
+        try:
+            yield
+        finally:
+            await relay.stop()
+
+    app = Starlette(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers={RelayError: relay_error, HTTPException: http_error, Exception: internal_error},
+    )
+    app.router.redirect_slashes = False
+    return RelayGate(app, settings)
+
+
+__all__ = ["create_app", "ok"]

@@ -1,0 +1,98 @@
+"""Small HTTP helpers shared by every routes module: the endpoint registry, JSON in and out.
+
+Routes are declared once with `@endpoint(...)`; the same declaration feeds Starlette's router
+and the OpenAPI document, so the documentation cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayq.api.validation import Field
+from relayq.domain.errors import RelayError
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class JSONResponse(Response):
+    """A JSON response encoded with msgspec (stored payloads pass through as raw JSON)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _encoder.encode(content)
+
+
+def ok(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    """Shorthand for a JSON response."""
+    return JSONResponse(content, status_code=status, headers=headers)
+
+
+def encode_json(content: Any) -> bytes:
+    """msgspec-encode anything the responses carry."""
+    return _encoder.encode(content)
+
+
+def decode_json(raw: bytes) -> Any:
+    """Decode a request body; malformed JSON is a 400 INVALID_JSON."""
+    try:
+        return _decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise RelayError(400, "INVALID_JSON", "Malformed JSON in request body") from None
+
+
+async def read_json(request: Request, *, optional: bool = False) -> Any:
+    """The request body as JSON, whatever its Content-Type; empty is None when optional."""
+    raw = await request.body()
+    if not raw.strip():
+        if optional:
+            return None
+        raise RelayError(400, "INVALID_JSON", "Malformed JSON in request body")
+    return decode_json(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One route: method, path (OpenAPI `{param}` syntax), handler and its documentation."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    query: Sequence[Field] = ()
+    body: Sequence[Field] | None = None
+    body_kind: str = "object"  # object | array | multipart | none
+    responses: dict[int, str] = field(default_factory=dict)
+    auth: bool = True
+    description: str = ""
+
+
+REGISTRY: list[Endpoint] = []
+
+
+def endpoint(
+    method: str, path: str, *, summary: str, tag: str, query: Sequence[Field] = (),
+    body: Sequence[Field] | None = None, body_kind: str = "object", responses: dict[int, str] | None = None,
+    auth: bool = True, description: str = "",
+) -> Callable[[Handler], Handler]:
+    """Register a handler for `method path` (path relative to /api)."""
+
+    def register(handler: Handler) -> Handler:
+        REGISTRY.append(Endpoint(
+            method, path, handler, summary, tag, tuple(query), tuple(body) if body is not None else None,
+            body_kind if body is not None or body_kind != "object" else "none",
+            responses or {200: "OK"}, auth, description,
+        ))
+        return handler
+
+    return register

@@ -1,0 +1,265 @@
+"""Dashboard and admin endpoints (API.md §5)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayq.api.http import decode_json, encode_json, endpoint, ok, read_json
+from relayq.api.routes.messages import relay
+from relayq.api.validation import Field, parse_fields, parse_query, require_object
+from relayq.domain.errors import RelayError
+from relayq.domain.messages import STATUS_BY_QUEUE_TYPE, message_to_wire
+from relayq.services.admin import SORT_COLUMNS, MessageFilter
+from relayq.services.messages import NewMessage
+
+QUEUE_TYPES = tuple(STATUS_BY_QUEUE_TYPE)
+FILTER_QUERY = (
+    Field("queueName", "str", aliases=("queue", "queue_name")),
+    Field("sortBy", "choice", default="created_at", choices=tuple(SORT_COLUMNS)),
+    Field("sortOrder", "choice", default="desc", choices=("asc", "desc")),
+    Field("filterType", "str", aliases=("type",), doc="a type or comma list; 'all' means any"),
+    Field("filterPriority", "int"),
+    Field("filterAttempts", "int"),
+    Field("startDate", "timestamp"),
+    Field("endDate", "timestamp"),
+    Field("search", "str"),
+)
+PAGE_QUERY = (
+    Field("page", "int", default=1, minimum=1),
+    Field("limit", "int", default=100, minimum=1, maximum=1000, clamp_max=True),
+)
+RANGE_QUERY = (
+    Field("startTimestamp", "timestamp", required=True),
+    Field("endTimestamp", "timestamp", required=True),
+    Field("limit", "int", default=100, minimum=1, maximum=1000),
+    Field("queueName", "str", aliases=("queue", "queue_name")),
+)
+
+
+def queue_type_status(value: str | None, allowed: tuple[str, ...] = QUEUE_TYPES) -> str:
+    """Map a dashboard queueType (main, processing, ...) to a status; 400 otherwise."""
+    if value is None or value not in allowed:
+        raise RelayError(400, "VALIDATION_ERROR", "queueType must be one of " + ", ".join(allowed),
+                         details=[{"field": "queueType", "message": "must be one of " + ", ".join(allowed)}])
+    return STATUS_BY_QUEUE_TYPE[value]
+
+
+def _filter(request: Request, status: str) -> tuple[MessageFilter, dict[str, Any]]:
+    params = parse_query(FILTER_QUERY, request.query_params)
+    types = None
+    if params["filterType"] and params["filterType"] != "all":
+        types = [t.strip() for t in params["filterType"].split(",") if t.strip()] or None
+    flt = MessageFilter(
+        status=status, queue=params["queueName"], types=types, priority=params["filterPriority"],
+        min_attempts=params["filterAttempts"], created_from=params["startDate"], created_to=params["endDate"],
+        search=params["search"] or None,
+    )
+    return flt, params
+
+
+@endpoint("GET", "/queue/{queueType}/messages", summary="Paginated, filtered, sorted message listing",
+          tag="admin", query=FILTER_QUERY + PAGE_QUERY)
+async def list_messages(request: Request) -> Response:
+    status = queue_type_status(request.path_params["queueType"])
+    flt, params = _filter(request, status)
+    page = parse_query(PAGE_QUERY, request.query_params)
+    limit, number = page["limit"], page["page"]
+    rows, total = await relay(request).admin.list_messages(
+        flt, params["sortBy"], params["sortOrder"], limit, (number - 1) * limit
+    )
+    pages = (total + limit - 1) // limit
+    return ok({"messages": [message_to_wire(r) for r in rows],
+               "pagination": {"total": total, "page": number, "limit": limit, "totalPages": pages,
+                              "hasMore": number < pages}})
+
+
+@endpoint("GET", "/queue/{queueType}/export", summary="Download matching messages as a JSON file", tag="admin",
+          query=FILTER_QUERY)
+async def export_messages(request: Request) -> Response:
+    queue_type = request.path_params["queueType"]
+    flt, params = _filter(request, queue_type_status(queue_type))
+    rows, _ = await relay(request).admin.list_messages(flt, params["sortBy"], params["sortOrder"], None, 0)
+    body = msgspec.json.format(encode_json([message_to_wire(r) for r in rows]), indent=2)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
+    return Response(body, media_type="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{queue_type}-queue-export-{stamp}.json"'})
+
+
+IMPORT_FIELDS = (
+    Field("type", "str", default="default"),
+    Field("payload", "any", default={}),
+    Field("queue", "str", default="default", aliases=("queue_name", "queueName")),
+    Field("priority", "int", default=0, minimum=0, maximum=9),
+    Field("ackTimeout", "int", minimum=0, aliases=("ack_timeout_seconds", "ack_timeout", "custom_ack_timeout")),
+    Field("maxAttempts", "int", minimum=1, aliases=("max_attempts", "custom_max_attempts")),
+)
+
+
+@endpoint("POST", "/queue/import", summary="Import messages from an uploaded JSON file (multipart `file`)",
+          tag="admin", body_kind="multipart")
+async def import_messages(request: Request) -> Response:
+    r = relay(request)
+    try:
+        form = await request.form(max_part_size=r.settings.max_request_bytes)
+    except Exception:
+        raise RelayError(400, "VALIDATION_ERROR", "No file uploaded or invalid file") from None
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise RelayError(400, "VALIDATION_ERROR", "No file uploaded or invalid file")
+    raw = await upload.read()
+    try:
+        data = decode_json(raw)
+    except RelayError:
+        raise RelayError(400, "INVALID_JSON", "Invalid JSON content") from None
+    items_raw = data if isinstance(data, list) else [data]
+    items: list[NewMessage] = []
+    for index, item in enumerate(items_raw):
+        values = parse_fields(IMPORT_FIELDS, require_object(item, str(index)), prefix=f"{index}.")
+        encoded = msgspec.json.encode(values["payload"])
+        if len(encoded) > r.settings.max_payload_bytes:
+            raise RelayError(413, "PAYLOAD_TOO_LARGE", f"{index}.payload exceeds MAX_PAYLOAD_BYTES")
+        items.append(NewMessage(
+            queue=values["queue"], type=values["type"], payload=encoded.decode(), payload_size=len(encoded),
+            priority=values["priority"], ack_timeout=values["ackTimeout"] or None,
+            max_attempts=values["maxAttempts"],
+        ))
+    results = await r.messages.enqueue(items, batch=True) if items else []
+    return ok({"message": f"Imported {len(results)} messages successfully", "count": len(results)})
+
+
+MOVE_FIELDS = (
+    Field("messages", "array", aliases=("messageIds",), required=True),
+    Field("fromQueue", "choice", required=True, choices=QUEUE_TYPES),
+    Field("toQueue", "choice", required=True, choices=QUEUE_TYPES),
+    Field("errorReason", "str", max_length=2000, aliases=("error_reason",)),
+)
+
+
+def _ids(items: list[Any], field: str) -> list[str]:
+    ids: list[str] = []
+    for index, item in enumerate(items):
+        value = item.get("id") if isinstance(item, dict) else item
+        if not isinstance(value, str):
+            raise RelayError(400, "VALIDATION_ERROR", f"{field}.{index} must be an id or an object with an id",
+                             details=[{"field": f"{field}.{index}", "message": "must be an id"}])
+        ids.append(value)
+    return ids
+
+
+@endpoint("POST", "/queue/move", summary="Move messages between statuses", tag="admin", body=MOVE_FIELDS)
+async def move_messages(request: Request) -> Response:
+    values = parse_fields(MOVE_FIELDS, require_object(await read_json(request)))
+    if values["fromQueue"] == values["toQueue"]:
+        raise RelayError(400, "VALIDATION_ERROR", "fromQueue and toQueue must differ",
+                         details=[{"field": "toQueue", "message": "must differ from fromQueue"}])
+    ids = _ids(values["messages"], "messages")
+    moved = await relay(request).admin.move(
+        ids, STATUS_BY_QUEUE_TYPE[values["fromQueue"]], STATUS_BY_QUEUE_TYPE[values["toQueue"]], values["errorReason"]
+    ) if ids else 0
+    return ok({"message": f"{moved} messages moved successfully", "movedCount": moved})
+
+
+QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",)),)
+
+
+@endpoint("DELETE", "/queue/message/{id}", summary="Delete one message (any status)", tag="admin",
+          query=QUEUE_TYPE_PARAM, responses={200: "deleted", 404: "NOT_FOUND"})
+async def delete_message(request: Request) -> Response:
+    queue_type = parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"]
+    queue_type_status(queue_type)
+    message_id = request.path_params["id"]
+    if not await relay(request).admin.delete([message_id], bulk=False):
+        raise RelayError(404, "NOT_FOUND", "Message not found", success=False)
+    return ok({"success": True, "messageId": message_id, "queueType": queue_type,
+               "message": "Message deleted successfully"})
+
+
+@endpoint("POST", "/queue/messages/delete", summary="Delete many messages (any status)", tag="admin",
+          query=QUEUE_TYPE_PARAM, body=(Field("messageIds", "array", required=True),))
+async def delete_messages(request: Request) -> Response:
+    queue_type_status(parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"])
+    values = parse_fields((Field("messageIds", "array", required=True),), require_object(await read_json(request)))
+    ids = values["messageIds"]
+    if not all(isinstance(i, str) for i in ids):
+        raise RelayError(400, "VALIDATION_ERROR", "messageIds must be an array of strings",
+                         details=[{"field": "messageIds", "message": "must be an array of strings"}])
+    count = await relay(request).admin.delete(ids, bulk=True) if ids else 0
+    return ok({"success": True, "deletedCount": count, "message": f"{count} messages deleted successfully"})
+
+
+EDIT_FIELDS = (
+    Field("type", "str"),
+    Field("payload", "any", nullable=True),
+    Field("priority", "int", minimum=0, maximum=9),
+    Field("custom_ack_timeout", "int", minimum=1, aliases=("ackTimeout", "ack_timeout_seconds")),
+)
+
+
+@endpoint("PUT", "/queue/message/{id}", summary="Edit a message that is not being processed", tag="admin",
+          query=QUEUE_TYPE_PARAM, body=EDIT_FIELDS,
+          responses={200: "updated", 404: "NOT_FOUND", 409: "INVALID_STATE (processing)"})
+async def edit_message(request: Request) -> Response:
+    r = relay(request)
+    queue_type_status(parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"],
+                      ("main", "processing", "dead"))
+    body = await read_json(request, optional=True)
+    raw = require_object(body if body is not None else {})
+    values = parse_fields(EDIT_FIELDS, raw)
+    changes: dict[str, Any] = {}
+    if values["type"] is not None:
+        changes["type"] = values["type"]
+    if any(name in raw for name in ("payload",)):
+        encoded = msgspec.json.encode(values["payload"])
+        if len(encoded) > r.settings.max_payload_bytes:
+            raise RelayError(413, "PAYLOAD_TOO_LARGE", "payload exceeds MAX_PAYLOAD_BYTES")
+        changes["payload"], changes["payload_size"] = encoded.decode(), len(encoded)
+    if values["priority"] is not None:
+        changes["priority"] = values["priority"]
+    if values["custom_ack_timeout"] is not None:
+        changes["ack_timeout"] = values["custom_ack_timeout"]
+    row = await r.admin.edit(request.path_params["id"], changes)
+    return ok({"success": True, "data": message_to_wire(row), "message": "Message updated successfully"})
+
+
+@endpoint("DELETE", "/queue/clear", summary="Delete every message of every queue", tag="admin")
+async def clear_all(request: Request) -> Response:
+    await relay(request).admin.clear(None, None)
+    return ok({"message": "All queues cleared successfully"})
+
+
+@endpoint("DELETE", "/queue/{queueType}/clear", summary="Delete every message in one status", tag="admin",
+          query=(Field("queueName", "str", aliases=("queue", "queue_name")),))
+async def clear_status(request: Request) -> Response:
+    queue_type = request.path_params["queueType"]
+    status = queue_type_status(queue_type)
+    queue = parse_query((Field("queueName", "str", aliases=("queue", "queue_name")),), request.query_params)["queueName"]
+    count = await relay(request).admin.clear(status, queue)
+    return ok({"success": True, "queueType": queue_type, "message": f"{queue_type} queue cleared successfully",
+               "clearedCount": count})
+
+
+@endpoint("GET", "/queue/messages", summary="List messages by creation time", tag="admin", query=RANGE_QUERY)
+async def list_by_time(request: Request) -> Response:
+    params = parse_query(RANGE_QUERY, request.query_params)
+    flt = MessageFilter(queue=params["queueName"], created_from=params["startTimestamp"],
+                        created_to=params["endTimestamp"])
+    rows, _ = await relay(request).admin.list_messages(flt, "created_at", "desc", params["limit"], 0)
+    return ok([message_to_wire(r) for r in rows])
+
+
+@endpoint("DELETE", "/queue/messages", summary="Delete messages by creation time", tag="admin", query=RANGE_QUERY)
+async def delete_by_time(request: Request) -> Response:
+    params = parse_query(RANGE_QUERY, request.query_params)
+    count = await relay(request).admin.delete_by_time(
+        params["startTimestamp"], params["endTimestamp"], params["queueName"])
+    return ok({"message": f"{count} messages removed successfully", "deletedCount": count})
+
+
+__all__ = ["time"]

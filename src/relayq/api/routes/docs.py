@@ -1,0 +1,23 @@
+"""OpenAPI document endpoints (no auth)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayq.api.http import endpoint, ok
+from relayq.api.openapi import build_openapi
+
+_cached: dict[str, object] = {}
+
+
+@endpoint("GET", "/doc", summary="OpenAPI 3.1 document", tag="docs", auth=False)
+async def openapi_doc(request: Request) -> Response:
+    if "doc" not in _cached:
+        _cached["doc"] = build_openapi()
+    return ok(_cached["doc"])
+
+
+@endpoint("GET", "/docs", summary="OpenAPI 3.1 document (alias)", tag="docs", auth=False)
+async def openapi_docs(request: Request) -> Response:
+    return await openapi_doc(request)

@@ -1,0 +1,241 @@
+"""Producer and worker endpoints (API.md §3): enqueue, dequeue, ack, nack, touch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayq.api.http import decode_json, endpoint, ok, read_json
+from relayq.api.validation import Field, parse_fields, parse_query, require_object
+from relayq.domain.errors import RelayError
+from relayq.domain.messages import message_to_wire
+from relayq.runtime import Relay
+from relayq.services.messages import NewMessage
+
+ENQUEUE_FIELDS = (
+    Field("type", "str", required=True, doc="free-form type used for filtering"),
+    Field("payload", "any", required=True, nullable=True, doc="any JSON value"),
+    Field("priority", "int", default=0, minimum=0, maximum=9),
+    Field("ackTimeout", "int", minimum=0, aliases=("ack_timeout", "ack_timeout_seconds"),
+          doc="lease seconds; 0 or absent: the queue's"),
+    Field("maxAttempts", "int", minimum=1, aliases=("max_attempts",)),
+    Field("queue", "str", default="default", aliases=("queueName", "queue_name")),
+    Field("consumerId", "str", aliases=("consumer_id",)),
+    Field("delaySeconds", "number", default=0, minimum=0, maximum=2_592_000, aliases=("delay_seconds",)),
+    Field("idempotencyKey", "str", min_length=1, max_length=255, aliases=("idempotency_key",)),
+)
+
+DEQUEUE_QUERY = (
+    Field("queue", "str", default="default", aliases=("queueName", "queue_name")),
+    Field("type", "str"),
+    Field("consumerId", "str", aliases=("consumer_id",)),
+    Field("timeout", "number", default=0, doc="long-poll seconds"),
+    Field("ackTimeout", "number", minimum=0, aliases=("ack_timeout", "ack_timeout_seconds"),
+          doc="lease override in seconds; 0 means none"),
+)
+
+ACK_FIELDS = (Field("id", "str", required=True), Field("lock_token", "str"))
+ACK_ITEM_FIELDS = (Field("id", "str", required=True), Field("lock_token", "str", required=True))
+NACK_FIELDS = (
+    Field("lock_token", "str"),
+    Field("errorReason", "str", aliases=("error", "error_reason")),
+    Field("delaySeconds", "number", minimum=0, maximum=2_592_000, aliases=("delay_seconds",)),
+)
+NACK_ITEM_FIELDS = (
+    Field("id", "str", required=True),
+    Field("lock_token", "str", required=True),
+    Field("error", "str", aliases=("errorReason", "error_reason")),
+    Field("delaySeconds", "number", minimum=0, maximum=2_592_000, aliases=("delay_seconds",)),
+)
+TOUCH_FIELDS = (
+    Field("lock_token", "str", required=True),
+    Field("extend_seconds", "number", minimum=0, exclusive_minimum=True),
+)
+
+ITEM_ERRORS = {
+    "NOT_FOUND": "Message not found",
+    "DUPLICATE": "Duplicate id in batch",
+}
+
+
+def relay(request: Request) -> Relay:
+    """The service container of the running app."""
+    r: Relay = request.app.state.relay
+    return r
+
+
+def _new_message(relay_: Relay, raw: Any, prefix: str) -> NewMessage:
+    values = parse_fields(ENQUEUE_FIELDS, require_object(raw, prefix.rstrip(".") or "body"), prefix=prefix)
+    encoded = msgspec.json.encode(values["payload"])
+    if len(encoded) > relay_.settings.max_payload_bytes:
+        raise RelayError(413, "PAYLOAD_TOO_LARGE",
+                         f"payload is {len(encoded)} bytes; the limit is {relay_.settings.max_payload_bytes}")
+    return NewMessage(
+        queue=values["queue"], type=values["type"], payload=encoded.decode(), payload_size=len(encoded),
+        priority=values["priority"], ack_timeout=values["ackTimeout"] or None, max_attempts=values["maxAttempts"],
+        delay=float(values["delaySeconds"]), idempotency_key=values["idempotencyKey"],
+        consumer_id=values["consumerId"],
+    )
+
+
+@endpoint("POST", "/queue/message", summary="Enqueue one message", tag="messages", body=ENQUEUE_FIELDS,
+          responses={201: "stored", 200: "duplicate idempotency key", 404: "QUEUE_NOT_FOUND", 413: "PAYLOAD_TOO_LARGE"})
+async def enqueue(request: Request) -> Response:
+    r = relay(request)
+    item = _new_message(r, await read_json(request), "")
+    (result,) = await r.messages.enqueue([item])
+    if result.duplicate:
+        return ok({"message": "Duplicate message ignored", "id": result.id, "queue": result.queue, "duplicate": True})
+    return ok({"message": "Message added successfully", "id": result.id, "queue": result.queue}, 201)
+
+
+@endpoint("POST", "/queue/batch", summary="Enqueue many messages (all or nothing)", tag="messages",
+          body=ENQUEUE_FIELDS, body_kind="array", responses={201: "stored", 404: "QUEUE_NOT_FOUND"})
+async def enqueue_batch(request: Request) -> Response:
+    r = relay(request)
+    body = await read_json(request)
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        body = body["messages"]
+    if not isinstance(body, list):
+        raise RelayError(400, "VALIDATION_ERROR", "Body must be an array of messages",
+                         details=[{"field": "", "message": "must be an array"}])
+    if len(body) > r.settings.max_batch_size:
+        raise RelayError(400, "VALIDATION_ERROR", f"Batch too large: at most {r.settings.max_batch_size} messages",
+                         details=[{"field": "", "message": f"at most {r.settings.max_batch_size} items"}])
+    items = [_new_message(r, raw, f"{index}.") for index, raw in enumerate(body)]
+    results = await r.messages.enqueue(items, batch=True) if items else []
+    return ok({"message": f"Batch processed: {len(results)}/{len(body)} messages enqueued",
+               "count": len(results), "ids": [x.id for x in results]}, 201)
+
+
+def _dequeue_args(request: Request) -> dict[str, Any]:
+    params = parse_query(DEQUEUE_QUERY, request.query_params)
+    return {
+        "queue": params["queue"], "wait": max(float(params["timeout"]), 0.0),
+        "ack_timeout": float(params["ackTimeout"]) if params["ackTimeout"] else None,
+        "consumer_id": params["consumerId"], "type_filter": params["type"],
+    }
+
+
+@endpoint("GET", "/queue/message", summary="Dequeue one message (lease)", tag="messages", query=DEQUEUE_QUERY,
+          responses={200: "the leased message", 404: "NO_MESSAGE or QUEUE_NOT_FOUND"})
+async def dequeue(request: Request) -> Response:
+    rows = await relay(request).messages.dequeue(count=1, **_dequeue_args(request))
+    if not rows:
+        raise RelayError(404, "NO_MESSAGE", "Message not found")
+    return ok(message_to_wire(rows[0]))
+
+
+BATCH_DEQUEUE_QUERY = (*DEQUEUE_QUERY, Field("count", "int", required=True, minimum=1, maximum=1000))
+
+
+@endpoint("GET", "/queue/messages/batch", summary="Dequeue up to `count` messages in one statement",
+          tag="messages", query=BATCH_DEQUEUE_QUERY)
+async def dequeue_batch(request: Request) -> Response:
+    count = parse_query(BATCH_DEQUEUE_QUERY[-1:], request.query_params)["count"]
+    rows = await relay(request).messages.dequeue(count=count, batch=True, **_dequeue_args(request))
+    return ok({"messages": [message_to_wire(row) for row in rows], "count": len(rows)})
+
+
+def _require_token(r: Relay, token: str | None, path: str) -> None:
+    if token is None and r.settings.require_lock_token:
+        raise RelayError(400, "VALIDATION_ERROR", f"{path} is required",
+                         details=[{"field": path, "message": "is required (REQUIRE_LOCK_TOKEN)"}])
+
+
+@endpoint("POST", "/queue/ack", summary="Acknowledge a leased message", tag="messages", body=ACK_FIELDS,
+          responses={200: "acknowledged", 400: "NOT_FOUND / INVALID_STATE", 409: "LOCK_LOST"})
+async def ack(request: Request) -> Response:
+    r = relay(request)
+    values = parse_fields(ACK_FIELDS, require_object(await read_json(request)))
+    _require_token(r, values["lock_token"], "lock_token")
+    settled = await r.messages.ack([(values["id"], values["lock_token"])])
+    if settled.failures:
+        failure = settled.failures[0]
+        if failure.code == "NOT_FOUND":
+            raise RelayError(400, "NOT_FOUND", "Message not found")
+        if failure.code == "INVALID_STATE":
+            raise RelayError(400, "INVALID_STATE", f"Message is not in processing state (current: {failure.status})")
+        raise RelayError(409, "LOCK_LOST", "Lock lost - lock_token mismatch. The message was re-queued and picked "
+                         "up by another worker.", error="LOCK_LOST")
+    return ok({"message": "Message acknowledged"})
+
+
+def _batch_items(body: Any, key: str, fields: tuple[Field, ...]) -> list[dict[str, Any]]:
+    obj = require_object(body)
+    items = obj.get(key)
+    if not isinstance(items, list) or not 1 <= len(items) <= 1000:
+        raise RelayError(400, "VALIDATION_ERROR", f"{key} must be an array of 1 to 1000 items",
+                         details=[{"field": key, "message": "must be an array of 1 to 1000 items"}])
+    return [parse_fields(fields, require_object(item, f"{key}.{i}"), prefix=f"{key}.{i}.") for i, item in enumerate(items)]
+
+
+def _failure_body(failure: Any, lost_text: str) -> dict[str, str]:
+    if failure.code == "INVALID_STATE":
+        text = f"Message is not in processing state (current: {failure.status})"
+    elif failure.code == "LOCK_LOST":
+        text = lost_text
+    else:
+        text = ITEM_ERRORS[failure.code]
+    return {"id": failure.id, "error": text, "code": failure.code}
+
+
+@endpoint("POST", "/queue/ack/batch", summary="Acknowledge up to 1000 messages", tag="messages",
+          body=(Field("acks", "array", required=True),))
+async def ack_batch(request: Request) -> Response:
+    items = _batch_items(await read_json(request), "acks", ACK_ITEM_FIELDS)
+    settled = await relay(request).messages.ack([(i["id"], i["lock_token"]) for i in items], batch=True)
+    failed = [_failure_body(f, "Lock token mismatch - message may have been requeued") for f in settled.failures]
+    return ok({"message": f"Acknowledged {len(settled.rows)} messages, {len(failed)} failed",
+               "succeeded": [row["id"] for row in settled.rows], "failed": failed})
+
+
+@endpoint("POST", "/queue/message/{id}/nack", summary="Negative-acknowledge: requeue or dead-letter",
+          tag="messages", body=NACK_FIELDS, responses={200: "nacked", 404: "NOT_FOUND / INVALID_STATE", 409: "LOCK_LOST"})
+async def nack(request: Request) -> Response:
+    r = relay(request)
+    body = await read_json(request, optional=True)
+    values = parse_fields(NACK_FIELDS, require_object(body if body is not None else {}))
+    _require_token(r, values["lock_token"], "lock_token")
+    message_id = request.path_params["id"]
+    settled = await r.messages.nack([(message_id, values["lock_token"], values["errorReason"], values["delaySeconds"])])
+    if settled.failures:
+        failure = settled.failures[0]
+        if failure.code == "NOT_FOUND":
+            raise RelayError(404, "NOT_FOUND", "Message not found")
+        if failure.code == "INVALID_STATE":
+            raise RelayError(404, "INVALID_STATE", f"Message is not in processing state (current: {failure.status})")
+        raise RelayError(409, "LOCK_LOST", "Lock lost", error="LOCK_LOST")
+    dead = settled.rows[0]["status"] == "dead"
+    return ok({"message": "Message nacked successfully", "requeued": not dead, "movedToDlq": dead})
+
+
+@endpoint("POST", "/queue/nack/batch", summary="Negative-acknowledge up to 1000 messages", tag="messages",
+          body=(Field("nacks", "array", required=True),))
+async def nack_batch(request: Request) -> Response:
+    items = _batch_items(await read_json(request), "nacks", NACK_ITEM_FIELDS)
+    settled = await relay(request).messages.nack(
+        [(i["id"], i["lock_token"], i["error"], i["delaySeconds"]) for i in items], batch=True
+    )
+    requeued = [row["id"] for row in settled.rows if row["status"] != "dead"]
+    dead = [row["id"] for row in settled.rows if row["status"] == "dead"]
+    failed = [_failure_body(f, "Lock token mismatch") for f in settled.failures]
+    return ok({"message": f"NACKed {len(settled.rows)} messages, {len(failed)} failed",
+               "succeeded": requeued + dead, "failed": failed, "requeued": requeued, "movedToDlq": dead})
+
+
+@endpoint("PUT", "/queue/message/{id}/touch", summary="Extend a lease (heartbeat)", tag="messages",
+          body=TOUCH_FIELDS, responses={200: "extended", 404: "NOT_FOUND", 409: "LOCK_LOST"})
+async def touch(request: Request) -> Response:
+    body = await read_json(request, optional=True)
+    values = parse_fields(TOUCH_FIELDS, require_object(body if body is not None else {}))
+    row = await relay(request).messages.touch(request.path_params["id"], values["lock_token"], values["extend_seconds"])
+    extended = values["extend_seconds"] if values["extend_seconds"] is not None else row["ack_timeout_seconds"]
+    return ok({"message": "Lock extended successfully", "new_timeout_at": int(row["new_locked_until"]),
+               "lock_token": row["lock_token"], "extended_by": extended})
+
+
+__all__ = ["decode_json"]

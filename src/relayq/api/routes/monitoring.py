@@ -1,0 +1,80 @@
+"""Monitoring endpoints (API.md §4): health, metrics, status, config."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relayq.api.http import endpoint, ok
+from relayq.api.routes.messages import relay
+from relayq.api.validation import Field, parse_query
+from relayq.domain.messages import message_to_wire
+
+QUEUE_PARAM = Field("queueName", "str", aliases=("queue", "queue_name"))
+
+
+@endpoint("GET", "/health", summary="Liveness and database check (no auth)", tag="monitoring", auth=False,
+          responses={200: "healthy", 500: "database unreachable"})
+async def health(request: Request) -> Response:
+    r = relay(request)
+    started = time.perf_counter()
+    try:
+        async with r.db.pool.acquire(timeout=2) as conn:
+            await conn.fetchval("SELECT 1")
+    except Exception as exc:
+        return ok({"status": "ERROR", "details": {"status": "unhealthy", "postgres": {
+            "ok": False, "error": str(exc) or type(exc).__name__}}}, 500)
+    latency = round((time.perf_counter() - started) * 1000)
+    return ok({"status": "OK", "details": {"status": "healthy", "postgres": {
+        "ok": True, "latency": latency, "pools": {"write": True, "read": True}}}})
+
+
+@endpoint("GET", "/queue/metrics", summary="Counts per status and payload sizes", tag="monitoring",
+          query=(QUEUE_PARAM,))
+async def metrics(request: Request) -> Response:
+    queue = parse_query((QUEUE_PARAM,), request.query_params)["queueName"]
+    m = await relay(request).admin.metrics(queue)
+    c = m["counts"]
+    return ok({
+        "queued": c["queued"], "processing": c["processing"], "acknowledged": c["acknowledged"],
+        "dead": c["dead"], "archived": c["archived"],
+        "main_queue_size": c["queued"], "processing_size": c["processing"],
+        "processing_queue_size": c["processing"], "dead_letter_size": c["dead"],
+        "dead_letter_queue_size": c["dead"], "acknowledged_size": c["acknowledged"],
+        "acknowledged_queue_size": c["acknowledged"],
+        "avg_payload_size": m["avg_payload_size"], "max_payload_size": m["max_payload_size"],
+    })
+
+
+STATUS_QUERY = (QUEUE_PARAM, Field("include_messages", "bool", default=True))
+
+
+@endpoint("GET", "/queue/status", summary="Counts, message lists and types", tag="monitoring", query=STATUS_QUERY)
+async def status(request: Request) -> Response:
+    params = parse_query(STATUS_QUERY, request.query_params)
+    s = await relay(request).admin.status(params["queueName"], params["include_messages"])
+    counts, lists = s["counts"], s["lists"]
+
+    def section(name: str, status: str) -> dict[str, object]:
+        return {"name": name, "length": counts[status], "messages": [message_to_wire(r) for r in lists[status]]}
+
+    acknowledged = section("acknowledged", "acknowledged")
+    acknowledged["total"] = counts["acknowledged"]
+    return ok({
+        "mainQueue": section("main", "queued"),
+        "processingQueue": section("processing", "processing"),
+        "deadLetterQueue": section("dead", "dead"),
+        "acknowledgedQueue": acknowledged,
+        "archivedQueue": section("archived", "archived"),
+        "metadata": {"totalProcessed": counts["acknowledged"], "totalFailed": counts["dead"]},
+        "availableTypes": s["types"],
+        "priorities": s["priorities"],
+    })
+
+
+@endpoint("GET", "/queue/config", summary="Server-wide defaults", tag="monitoring")
+async def config(request: Request) -> Response:
+    settings = relay(request).settings
+    return ok({"ack_timeout_seconds": settings.ack_timeout_seconds, "max_attempts": settings.max_attempts})

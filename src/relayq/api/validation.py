@@ -1,0 +1,186 @@
+"""Declarative request fields: one description drives validation, alias handling and OpenAPI.
+
+Each `Field` knows its documented name, the aliases API.md allows (the other case style is
+always accepted), its type and bounds. `parse_body` and `parse_query` turn raw input into
+plain Python values or raise a 400 VALIDATION_ERROR whose `details` name the offending field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from relayq.domain.errors import RelayError
+
+_CAMEL_RE = re.compile(r"_([a-z0-9])")
+_SNAKE_RE = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+MISSING: Any = object()
+
+
+def other_case(name: str) -> str:
+    """snake_case ↔ camelCase twin of a name."""
+    if "_" in name:
+        return _CAMEL_RE.sub(lambda m: m.group(1).upper(), name)
+    return _SNAKE_RE.sub(lambda m: "_" + m.group(1).lower(), name)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One body field or query parameter.
+
+    kind: str | int | number | bool | any | array | object | timestamp | choice.
+    """
+
+    name: str
+    kind: str = "str"
+    required: bool = False
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    max_length: int | None = None
+    min_length: int | None = None
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    nullable: bool = False  # JSON null is a value (payload), not "absent"
+    clamp_max: bool = False  # values above maximum are clamped instead of refused
+    doc: str = ""
+
+    def names(self) -> list[str]:
+        """Every accepted spelling, the documented one first."""
+        out = [self.name, other_case(self.name)]
+        for alias in self.aliases:
+            out += [alias, other_case(alias)]
+        return list(dict.fromkeys(out))
+
+
+def _fail(field: str, message: str) -> RelayError:
+    return RelayError(400, "VALIDATION_ERROR", f"{field} {message}", details=[{"field": field, "message": message}])
+
+
+def _pick(source: Mapping[str, Any], spec: Field) -> Any:
+    for name in spec.names():
+        if name in source:
+            value = source[name]
+            if value is None and not spec.nullable:
+                continue
+            return value
+    return MISSING
+
+
+def _check_number(spec: Field, path: str, value: float) -> float:
+    if spec.minimum is not None:
+        if spec.exclusive_minimum and value <= spec.minimum:
+            raise _fail(path, f"must be greater than {_num(spec.minimum)}")
+        if value < spec.minimum:
+            raise _fail(path, f"must be at least {_num(spec.minimum)}")
+    if spec.maximum is not None and value > spec.maximum:
+        if spec.clamp_max:
+            return spec.maximum
+        raise _fail(path, f"must be at most {_num(spec.maximum)}")
+    return value
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def parse_timestamp(raw: str, path: str) -> float:
+    """ISO-8601 (offset-free means UTC) or, when purely numeric, Unix milliseconds → epoch seconds."""
+    text = raw.strip()
+    if re.fullmatch(r"-?\d+(\.\d+)?", text):
+        return float(text) / 1000.0
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _fail(path, "must be an ISO-8601 date or Unix milliseconds") from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=UTC)
+    return stamp.timestamp()
+
+
+def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
+    """Check one present value against its field; query strings are converted first."""
+    kind = spec.kind
+    if kind == "any":
+        return value
+    if kind == "bool":
+        if from_query:
+            if value not in ("true", "false"):
+                raise _fail(path, "must be true or false")
+            return value == "true"
+        if not isinstance(value, bool):
+            raise _fail(path, "must be a boolean")
+        return value
+    if kind in ("int", "number"):
+        if from_query:
+            try:
+                value = float(value) if kind == "number" or "." in value or "e" in value.lower() else int(value)
+            except (ValueError, AttributeError):
+                raise _fail(path, "must be a number") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise _fail(path, "must be a number")
+        if kind == "int":
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise _fail(path, "must be an integer")
+                value = int(value)
+        return _check_number(spec, path, value)
+    if kind == "timestamp":
+        if not isinstance(value, str):
+            raise _fail(path, "must be a string")
+        return parse_timestamp(value, path)
+    if kind in ("str", "choice"):
+        if not isinstance(value, str):
+            raise _fail(path, "must be a string")
+        if spec.min_length is not None and len(value) < spec.min_length:
+            raise _fail(path, f"must be at least {spec.min_length} characters")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise _fail(path, f"must be at most {spec.max_length} characters")
+        if spec.choices and value not in spec.choices:
+            raise _fail(path, "must be one of " + ", ".join(spec.choices))
+        return value
+    if kind == "array":
+        if not isinstance(value, list):
+            raise _fail(path, "must be an array")
+        return value
+    if kind == "object":
+        if not isinstance(value, dict):
+            raise _fail(path, "must be an object")
+        return value
+    raise AssertionError(f"unknown field kind {kind}")
+
+
+def parse_fields(
+    fields: Sequence[Field], source: Mapping[str, Any], *, prefix: str = "", from_query: bool = False
+) -> dict[str, Any]:
+    """Validate `source` against `fields`; returns {documented name: value} (defaults filled)."""
+    out: dict[str, Any] = {}
+    for spec in fields:
+        value = _pick(source, spec)
+        path = prefix + spec.name
+        if value is MISSING or (from_query and value == "" and spec.kind not in ("str", "choice")):
+            if spec.required:
+                raise _fail(path, "is required")
+            out[spec.name] = spec.default
+            continue
+        out[spec.name] = coerce(spec, value, path, from_query=from_query)
+    return out
+
+
+def parse_query(fields: Sequence[Field], params: Mapping[str, str]) -> dict[str, Any]:
+    """Validate query parameters (all strings on the wire)."""
+    return parse_fields(fields, params, from_query=True)
+
+
+def require_object(body: Any, what: str = "body") -> dict[str, Any]:
+    """Bodies of most endpoints must be JSON objects."""
+    if not isinstance(body, dict):
+        raise RelayError(400, "VALIDATION_ERROR", f"{what} must be a JSON object",
+                         details=[{"field": "", "message": "must be an object"}])
+    return body

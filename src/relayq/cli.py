@@ -1,0 +1,94 @@
+"""`relay`: serve, migrate, bench, and the client commands (worker, enqueue, queues, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from relayq.config import ConfigError, Settings
+
+
+def _database_url(settings: Settings) -> str:
+    """The configured database, or an embedded PostgreSQL started now."""
+    if not settings.uses_embedded_database:
+        return settings.dsn()
+    from relayq.db.embedded import EmbeddedPostgres, default_data_dir
+
+    data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+    print(f"relay: no DATABASE_URL or POSTGRES_HOST set; starting embedded PostgreSQL in {data_dir}", flush=True)
+    url = EmbeddedPostgres(data_dir).start()
+    print(f"relay: embedded PostgreSQL ready ({url})", flush=True)
+    return url
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the HTTP server (uvicorn, uvloop, httptools)."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    os.environ["DATABASE_URL"] = _database_url(settings)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    print(f"relay: serving on http://{host}:{port} (dashboard /dashboard, API /api, docs /api/reference)",
+          flush=True)
+    uvicorn.run(
+        "relayq.api.asgi:app", host=host, port=port, workers=args.workers if args.workers > 1 else None,
+        loop="uvloop", http="httptools", log_level=settings.log_level.lower(), access_log=args.access_log,
+        timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Apply pending migrations and exit."""
+    from relayq.db.migrate import migrate_dsn
+
+    settings = Settings.from_env()
+    applied = asyncio.run(migrate_dsn(_database_url(settings)))
+    print(f"applied migrations: {applied}" if applied else "schema is up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(prog="relay", description="Relay Queue: a message broker on PostgreSQL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", default=None, help="bind address (default HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="port (default PORT or 3001)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--graceful-timeout", type=int, default=30, help="seconds to finish in-flight requests")
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.set_defaults(func=cmd_migrate)
+    for module in ("relayq.bench.cli", "relayq.client.cli"):
+        try:
+            registrar = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        registrar.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `relay` command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"relay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

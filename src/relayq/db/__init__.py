@@ -1,0 +1,1 @@
+"""Database access: the asyncpg pool, migrations, named queries and the embedded server."""

@@ -1,0 +1,158 @@
+"""The asyncpg pool, with round-trip accounting and database-outage mapping.
+
+Every call that reaches PostgreSQL goes through `Database`, so `round_trips` is an exact count
+of the queries/op figure the benchmark reports, and an unreachable database surfaces as one
+`DATABASE_UNAVAILABLE` error instead of whichever exception the driver happened to raise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from relayq.config import Settings
+from relayq.domain.errors import database_unavailable
+
+# Errors that mean "the database is not there right now", as opposed to a bad statement.
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+# asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
+Row = Mapping[str, Any]
+
+
+class DatabaseStats:
+    """Counters the benchmark and /metrics read: round trips and their total latency."""
+
+    __slots__ = ("round_trips", "seconds", "errors")
+
+    def __init__(self) -> None:
+        self.round_trips = 0
+        self.seconds = 0.0
+        self.errors = 0
+
+
+class QueryRunner:
+    """The four query shapes, each one round trip; subclasses say where the connection comes from."""
+
+    async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
+        raise NotImplementedError
+
+    async def fetch(self, query: str, *args: Any) -> list[Row]:
+        """All rows of a query."""
+        rows: list[Row] = await self._run("fetch", query, args)
+        return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> Row | None:
+        """The first row of a query, or None."""
+        row: Row | None = await self._run("fetchrow", query, args)
+        return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        """The first column of the first row."""
+        return await self._run("fetchval", query, args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        """A statement's status tag, such as `UPDATE 3`."""
+        status: str = await self._run("execute", query, args)
+        return status
+
+
+class Database(QueryRunner):
+    """A pool of connections to Relay's database; all queries are parameterized."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.stats = DatabaseStats()
+
+    @classmethod
+    async def connect(cls, settings: Settings, dsn: str | None = None) -> Database:
+        """Open the pool with the tuning settings (size, idle timeout, timeouts, statement cache)."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn or settings.dsn(),
+                min_size=settings.pool_min_size,
+                max_size=settings.pool_size,
+                max_inactive_connection_lifetime=settings.pool_idle_timeout,
+                timeout=settings.connect_timeout,
+                command_timeout=None,
+                statement_cache_size=settings.statement_cache_size,
+                server_settings={
+                    "application_name": "relayq",
+                    "statement_timeout": str(settings.statement_timeout_ms),
+                },
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise database_unavailable(str(exc)) from exc
+        return cls(pool, settings)
+
+    async def close(self) -> None:
+        """Close every connection, waiting briefly for queries in flight."""
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+        except TimeoutError:
+            self.pool.terminate()
+
+    async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
+        started = time.perf_counter()
+        try:
+            async with self._acquire() as conn:
+                return await getattr(conn, op)(query, *args)
+        finally:
+            self._account(started)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A connection inside BEGIN/COMMIT; its statements are counted like the pool's."""
+        async with self._acquire() as conn, conn.transaction():
+            yield Transaction(conn, self)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=self.settings.connect_timeout) as conn:
+                yield conn
+        except UNAVAILABLE_ERRORS as exc:
+            self.stats.errors += 1
+            raise database_unavailable(type(exc).__name__) from exc
+
+    def _account(self, started: float) -> None:
+        self.stats.round_trips += 1
+        self.stats.seconds += time.perf_counter() - started
+
+
+class Transaction(QueryRunner):
+    """Statements run on one connection inside a transaction, counted per round trip."""
+
+    def __init__(self, conn: asyncpg.Connection, db: Database) -> None:
+        self.conn = conn
+        self._db = db
+
+    async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await getattr(self.conn, op)(query, *args)
+        finally:
+            self._db._account(started)
+
+    async def executemany(self, query: str, args: Sequence[Sequence[Any]]) -> None:
+        """One statement over many argument tuples (pipelined by asyncpg)."""
+        started = time.perf_counter()
+        try:
+            await self.conn.executemany(query, args)
+        finally:
+            self._db._account(started)

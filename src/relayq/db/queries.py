@@ -1,0 +1,83 @@
+"""Named queries from db/sql/queries.sql, expanded once per message table.
+
+Identifiers come from the whitelist below, never from requests; values are bind parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from relayq.domain.ids import StorageKind
+from relayq.domain.messages import MESSAGE_COLUMNS
+
+MESSAGE_TABLES: dict[StorageKind, str] = {
+    "standard": "relay.messages",
+    "unlogged": "relay.messages_unlogged",
+    "partitioned": "relay.messages_partitioned",
+}
+
+# What the activity log and anomaly detectors need from a changed row (no payload: it may be
+# a megabyte, and the hot path should not ship it back).
+EVENT_COLUMNS = """m.id, m.queue_name, m.type, m.priority, m.status, m.attempt_count, m.max_attempts,
+    m.ack_timeout_seconds, m.consumer_id, m.lock_token, m.payload_size, m.last_error,
+    extract(epoch FROM m.created_at)::float8 AS created_at,
+    extract(epoch FROM m.dequeued_at)::float8 AS dequeued_at,
+    extract(epoch FROM m.available_at)::float8 AS available_at"""
+
+BACKOFF = (
+    "least(coalesce((SELECT q.retry_delay_seconds FROM relay.queues q WHERE q.id = m.queue_id), 0)"
+    " * power(2, greatest(m.attempt_count - 1, 0)), 3600)"
+)
+
+_BLOCK_RE = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
+
+
+def _load_blocks() -> dict[str, str]:
+    text = (resources.files("relayq.db") / "sql" / "queries.sql").read_text(encoding="utf-8")
+    parts = _BLOCK_RE.split(text)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def _expand(body: str, kind: StorageKind) -> str:
+    partitioned = kind == "partitioned"
+    replacements = {
+        "{messages}": MESSAGE_TABLES[kind],
+        "{columns}": MESSAGE_COLUMNS,
+        "{event_columns}": EVENT_COLUMNS,
+        "{backoff}": BACKOFF,
+        "{on_conflict}": (
+            "" if partitioned else "ON CONFLICT (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+        ),
+    }
+    for key, value in replacements.items():
+        body = body.replace(key, value)
+    # Partitioned ids carry their queue id; filtering on it prunes to that queue's subtree.
+    # Other tables keep the parameter (so numbering stays the same) but ignore it.
+    body = re.sub(
+        r"\{queue_filter:(\d)\}",
+        lambda m: f"AND m.queue_id = ANY(${m[1]}::bigint[])" if partitioned else f"AND ${m[1]}::bigint[] IS NULL",
+        body,
+    )
+    return re.sub(
+        r"\{queue_filter_single:(\d)\}",
+        lambda m: f"AND m.queue_id = ${m[1]}" if partitioned else f"AND ${m[1]}::bigint IS NULL",
+        body,
+    )
+
+
+class Queries:
+    """`Queries.get(name, kind)` returns the SQL text for one message table."""
+
+    def __init__(self) -> None:
+        blocks = _load_blocks()
+        self._sql: dict[tuple[str, StorageKind], str] = {
+            (name, kind): _expand(body, kind) for name, body in blocks.items() for kind in MESSAGE_TABLES
+        }
+
+    def get(self, name: str, kind: StorageKind) -> str:
+        """The named query for the table that stores `kind` messages."""
+        return self._sql[(name, kind)]
+
+
+QUERIES = Queries()

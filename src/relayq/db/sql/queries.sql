@@ -1,0 +1,124 @@
+-- Named queries for the message tables. `{messages}` is replaced by one of the three
+-- whitelisted message tables, `{columns}` by the Message column list, `{event_columns}` by the
+-- narrower list the activity log needs, `{queue_filter}` by the partition-pruning condition.
+-- Every value arrives as a bind parameter; nothing here is built from user input.
+
+-- name: enqueue
+-- One statement for one or many messages. It inserts nothing unless every named queue still
+-- exists with the id the caller resolved (cache check), and FOR KEY SHARE holds those queue rows
+-- until commit so a concurrent delete or rename cannot orphan the new rows.
+WITH q AS (
+    SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
+    WHERE id = ANY($12::bigint[])
+    FOR KEY SHARE
+), ok AS (
+    SELECT count(*) = cardinality($12::bigint[]) AS all_found
+    FROM q JOIN unnest($11::text[], $12::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
+), ins AS (
+    INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
+                                 ack_timeout_seconds, available_at, idempotency_key, payload_size)
+    SELECT i.id, q.id, q.name, i.type, i.payload::json, i.priority,
+           coalesce(i.max_attempts, q.max_attempts),
+           coalesce(nullif(i.ack_timeout, 0), q.ack_timeout_seconds),
+           now() + make_interval(secs => i.delay), i.idem_key, i.payload_size
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[],
+                $8::float8[], $9::text[], $10::int[])
+         WITH ORDINALITY AS i(id, queue_name, type, payload, priority, ack_timeout, max_attempts,
+                              delay, idem_key, payload_size, ord)
+    JOIN q ON q.name = i.queue_name
+    WHERE (SELECT all_found FROM ok)
+      AND (i.idem_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM {messages} e WHERE e.queue_name = i.queue_name AND e.idempotency_key = i.idem_key))
+    ORDER BY i.ord
+    {on_conflict}
+    RETURNING m.id
+)
+SELECT (SELECT all_found FROM ok) AS all_found, ARRAY(SELECT id FROM ins) AS inserted
+
+-- name: existing_by_idempotency_key
+SELECT queue_name, idempotency_key, id FROM {messages}
+WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+
+-- name: dequeue
+-- Claim up to $2 messages in priority then FIFO order; SKIP LOCKED lets concurrent consumers
+-- claim disjoint rows without waiting on each other.
+WITH picked AS (
+    SELECT id FROM {messages} AS m
+    WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND available_at <= now()
+      AND ($6::text IS NULL OR type = $6)
+    ORDER BY priority DESC, created_at, seq
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {messages} AS m SET
+    status = 'processing',
+    lock_token = replace(gen_random_uuid()::text, '-', ''),
+    locked_until = now() + make_interval(secs => coalesce($3::float8, m.ack_timeout_seconds)),
+    dequeued_at = now(),
+    attempt_count = m.attempt_count + 1,
+    consumer_id = $4
+FROM picked
+WHERE m.id = picked.id AND m.queue_id = $5
+RETURNING {columns}, m.seq
+
+-- name: ack
+-- $3: NULL, or the queue ids of partitioned ids (prunes to their subtrees).
+UPDATE {messages} AS m SET
+    status = 'acknowledged', acknowledged_at = now(), lock_token = NULL, locked_until = NULL
+FROM unnest($1::text[], $2::text[]) AS i(id, token)
+WHERE m.id = i.id {queue_filter:3} AND m.status = 'processing' AND (i.token IS NULL OR m.lock_token = i.token)
+RETURNING {event_columns}, extract(epoch FROM m.acknowledged_at)::float8 AS acknowledged_at
+
+-- name: diagnose
+-- Failure path only: why an ack, nack or touch did not apply.
+SELECT m.id, m.status, m.lock_token, m.queue_name, m.consumer_id FROM {messages} AS m
+WHERE m.id = ANY($1::text[]) {queue_filter:2}
+
+-- name: nack
+-- Requeue with backoff while attempts remain, else dead-letter. $4 and $5 are the default
+-- reasons for the requeue and dead-letter cases.
+UPDATE {messages} AS m SET
+    status = CASE WHEN m.attempt_count >= m.max_attempts THEN 'dead' ELSE 'queued' END,
+    last_error = CASE WHEN m.attempt_count >= m.max_attempts THEN coalesce(i.reason, $5)
+                      ELSE coalesce(i.reason, $4) END,
+    lock_token = NULL,
+    locked_until = NULL,
+    consumer_id = CASE WHEN m.attempt_count >= m.max_attempts THEN m.consumer_id END,
+    dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
+    available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
+        ELSE now() + make_interval(secs => coalesce(i.delay,
+             {backoff})) END
+FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, reason, delay)
+WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
+  AND (i.token IS NULL OR m.lock_token = i.token)
+RETURNING {event_columns}, i.token AS prev_lock_token
+
+-- name: touch
+UPDATE {messages} AS m SET locked_until = now() + make_interval(secs => coalesce($3::float8, m.ack_timeout_seconds))
+WHERE m.id = $1 {queue_filter_single:4} AND m.status = 'processing' AND m.lock_token = $2
+RETURNING {event_columns}, extract(epoch FROM m.locked_until)::float8 AS new_locked_until,
+          extract(epoch FROM m.locked_until - now())::float8 AS extended_by
+
+-- name: reap
+-- Reclaim expired leases. SKIP LOCKED makes several server processes share the work safely.
+WITH expired AS (
+    SELECT id, consumer_id, lock_token, locked_until FROM {messages} AS m
+    WHERE status = 'processing' AND locked_until < now()
+    ORDER BY locked_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {messages} AS m SET
+    status = CASE WHEN m.attempt_count >= m.max_attempts THEN 'dead' ELSE 'queued' END,
+    last_error = CASE WHEN m.attempt_count >= m.max_attempts THEN 'Timeout after max attempts'
+                      ELSE 'Timeout - requeued' END,
+    lock_token = NULL,
+    locked_until = NULL,
+    consumer_id = CASE WHEN m.attempt_count >= m.max_attempts THEN m.consumer_id END,
+    dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
+    available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
+        ELSE now() + make_interval(secs => {backoff}) END
+FROM expired AS e
+WHERE m.id = e.id
+RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS prev_lock_token,
+          extract(epoch FROM now() - e.locked_until)::float8 AS overdue_seconds

@@ -1,0 +1,1 @@
+"""Domain: error codes, ids and the wire shapes of messages and queues. No I/O here."""

@@ -1,0 +1,43 @@
+"""Message ids and lock tokens.
+
+A message id starts with one letter naming the table that stores it (`s` durable, `u`
+unlogged, `p<queue id>-` partitioned), so ack, nack and touch reach their row with one
+index probe in one table. Clients treat ids as opaque strings.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Literal
+
+StorageKind = Literal["standard", "unlogged", "partitioned"]
+
+_PREFIX: dict[str, str] = {"standard": "s", "unlogged": "u", "partitioned": "p"}
+
+
+def new_message_id(kind: StorageKind, queue_id: int) -> str:
+    """A fresh id: table prefix + 72 random bits (URL-safe)."""
+    if kind == "partitioned":
+        return f"p{queue_id}-{secrets.token_urlsafe(9)}"
+    return _PREFIX[kind] + secrets.token_urlsafe(9)
+
+
+def new_lock_token() -> str:
+    """A fresh fencing token for one delivery."""
+    return secrets.token_urlsafe(12)
+
+
+def storage_of(message_id: str) -> tuple[StorageKind, int | None] | None:
+    """Which table holds this id (and the queue id for partitioned ones); None if no table can."""
+    if not message_id or len(message_id) > 64:
+        return None
+    head = message_id[0]
+    if head == "s":
+        return "standard", None
+    if head == "u":
+        return "unlogged", None
+    if head == "p":
+        digits, sep, _ = message_id[1:].partition("-")
+        if sep and digits.isdigit() and len(digits) < 18:
+            return "partitioned", int(digits)
+    return None

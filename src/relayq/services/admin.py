@@ -1,0 +1,299 @@
+"""Dashboard and admin operations (API.md §4–5): listings, status, metrics, moves, edits, deletes.
+
+These read across the three message tables. Identifiers (table names, sort columns) come from
+whitelists; every value is a bind parameter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relayq.db.database import Database
+from relayq.db.queries import MESSAGE_TABLES
+from relayq.domain.errors import RelayError
+from relayq.domain.ids import StorageKind, storage_of
+from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
+from relayq.services.changes import Change, ChangeHub
+from relayq.services.queues import ADMIN_CONSUMER, QueueService
+
+# Column list shared by the three tables, in one order, so their rows can be UNIONed.
+ROW_COLUMNS = (
+    "id, seq, queue_id, queue_name, type, payload, priority, status, attempt_count, max_attempts, "
+    "ack_timeout_seconds, lock_token, locked_until, consumer_id, created_at, available_at, dequeued_at, "
+    "acknowledged_at, last_error, payload_size"
+)
+
+SORT_COLUMNS: dict[str, str] = {
+    name: f"m.{name}"
+    for name in (
+        "id", "type", "priority", "status", "attempt_count", "max_attempts", "created_at", "dequeued_at",
+        "acknowledged_at", "locked_until", "consumer_id", "last_error", "payload_size", "queue_name",
+    )
+}
+SORT_COLUMNS["payload"] = "m.payload::text"
+SORT_COLUMNS["error_message"] = "m.last_error"
+
+# Status lists of GET /queue/status and their order (API.md §4).
+STATUS_ORDER: dict[str, str] = {
+    "queued": "m.priority DESC, m.created_at, m.seq",
+    "processing": "m.dequeued_at DESC NULLS LAST",
+    "dead": "m.created_at DESC",
+    "archived": "m.created_at DESC",
+    "acknowledged": "m.acknowledged_at DESC NULLS LAST",
+}
+
+
+@dataclass(slots=True)
+class MessageFilter:
+    """Filters of the listing, export and by-time endpoints; None means "any"."""
+
+    status: str | None = None
+    queue: str | None = None
+    types: Sequence[str] | None = None
+    priority: int | None = None
+    min_attempts: int | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+    search: str | None = None
+
+    def args(self) -> list[Any]:
+        """Bind values in the order `WHERE_SQL` uses them ($1..$8)."""
+        pattern = None
+        if self.search:
+            escaped = self.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
+        return [self.status, self.queue, list(self.types) if self.types else None, self.priority,
+                self.min_attempts, self.created_from, self.created_to, pattern]
+
+
+WHERE_SQL = """($1::text IS NULL OR m.status = $1)
+    AND ($2::text IS NULL OR m.queue_name = $2)
+    AND ($3::text[] IS NULL OR m.type = ANY($3))
+    AND ($4::int IS NULL OR m.priority = $4)
+    AND ($5::int IS NULL OR m.attempt_count >= $5)
+    AND ($6::float8 IS NULL OR m.created_at >= to_timestamp($6))
+    AND ($7::float8 IS NULL OR m.created_at <= to_timestamp($7))
+    AND ($8::text IS NULL OR m.id ILIKE $8 OR m.payload::text ILIKE $8)"""
+
+
+class AdminService:
+    """Reads and admin writes over every queue and queue type."""
+
+    def __init__(self, db: Database, queues: QueueService, hub: ChangeHub) -> None:
+        self.db = db
+        self.queues = queues
+        self.hub = hub
+
+    async def _tables(self, queue: str | None) -> list[str]:
+        """The tables that can hold `queue`'s messages (all three when no queue is named)."""
+        if queue is None:
+            return list(MESSAGE_TABLES.values())
+        try:
+            ref = await self.queues.resolve(queue, refresh=True)
+        except RelayError:
+            return []
+        return [MESSAGE_TABLES[ref.kind]]
+
+    async def _source(self, queue: str | None) -> str | None:
+        """A FROM source aliased `m` over the relevant tables, filtered by WHERE_SQL."""
+        tables = await self._tables(queue)
+        if not tables:
+            return None
+        parts = [f"SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}" for t in tables]
+        return "(" + " UNION ALL ".join(parts) + ") m"
+
+    async def list_messages(
+        self, flt: MessageFilter, sort: str, order: str, limit: int | None, offset: int
+    ) -> tuple[list[Mapping[str, Any]], int]:
+        """One page of messages and the total matching count."""
+        source = await self._source(flt.queue)
+        if source is None:
+            return [], 0
+        direction = "ASC" if order == "asc" else "DESC"
+        order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
+        rows = await self.db.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
+            *flt.args(), limit, offset,
+        )
+        if limit is None:
+            return rows, len(rows)
+        total = await self.db.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
+        return rows, int(total)
+
+    async def status(self, queue: str | None, include_messages: bool) -> dict[str, Any]:
+        """Counts per status and priority, types, and (optionally) the first 1000 of each list."""
+        source = await self._source(queue)
+        counts = dict.fromkeys(STATUSES, 0)
+        priorities = {str(p): 0 for p in range(10)}
+        types: list[str] = []
+        lists: dict[str, list[Mapping[str, Any]]] = {s: [] for s in STATUSES}
+        if source is not None:
+            base = MessageFilter(queue=queue).args()
+            for row in await self.db.fetch(
+                f"SELECT m.status, m.priority, count(*) AS n FROM {source} GROUP BY 1, 2", *base
+            ):
+                counts[row["status"]] += row["n"]
+                if row["status"] == "queued":
+                    priorities[str(row["priority"])] += row["n"]
+            types = [r["type"] for r in await self.db.fetch(
+                f"SELECT DISTINCT m.type FROM {source} WHERE m.type IS NOT NULL ORDER BY 1", *base)]
+            if include_messages:
+                for status in STATUSES:
+                    if counts[status]:
+                        args = MessageFilter(status=status, queue=queue).args()
+                        lists[status] = await self.db.fetch(
+                            f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
+                            *args,
+                        )
+        return {"counts": counts, "priorities": priorities, "types": types, "lists": lists}
+
+    async def metrics(self, queue: str | None) -> dict[str, Any]:
+        """Counts per status plus average and largest payload size."""
+        source = await self._source(queue)
+        counts = dict.fromkeys(STATUSES, 0)
+        avg, biggest = 0.0, 0
+        if source is not None:
+            args = MessageFilter(queue=queue).args()
+            for row in await self.db.fetch(f"SELECT m.status, count(*) AS n FROM {source} GROUP BY 1", *args):
+                counts[row["status"]] = row["n"]
+            sizes = await self.db.fetchrow(
+                f"SELECT coalesce(avg(m.payload_size), 0)::float8 AS avg, coalesce(max(m.payload_size), 0) AS max "
+                f"FROM {source}", *args)
+            assert sizes is not None
+            avg, biggest = round(sizes["avg"], 2), int(sizes["max"])
+        return {"counts": counts, "avg_payload_size": avg, "max_payload_size": biggest}
+
+    # ----- writes ------------------------------------------------------------------------
+    async def move(self, ids: Sequence[str], from_status: str, to_status: str, reason: str | None) -> int:
+        """Move messages currently in `from_status` to `to_status` (API.md §5, POST /queue/move)."""
+        moved: list[Mapping[str, Any]] = []
+        for kind, kind_ids in _group_ids(ids).items():
+            rows = await self.db.fetch(
+                f"""UPDATE {MESSAGE_TABLES[kind]} m SET
+                    status = $3,
+                    lock_token = CASE WHEN $3 = 'processing' THEN replace(gen_random_uuid()::text, '-', '') END,
+                    locked_until = CASE WHEN $3 = 'processing'
+                        THEN now() + make_interval(secs => m.ack_timeout_seconds) END,
+                    consumer_id = CASE WHEN $3 = 'processing' THEN '{ADMIN_CONSUMER}'
+                                       WHEN $3 = 'queued' THEN NULL ELSE m.consumer_id END,
+                    dequeued_at = CASE WHEN $3 = 'processing' THEN now() WHEN $3 = 'queued' THEN NULL
+                                       ELSE m.dequeued_at END,
+                    attempt_count = m.attempt_count + CASE WHEN $3 = 'processing' THEN 1 ELSE 0 END,
+                    acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now() ELSE m.acknowledged_at END,
+                    available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
+                    last_error = coalesce($4, m.last_error)
+                WHERE m.id = ANY($1::text[]) AND m.status = $2
+                RETURNING {_event_columns()}""",
+                kind_ids, from_status, to_status, reason,
+            )
+            moved.extend(rows)
+        now = time.time()
+        for queue, rows in _by_queue(moved).items():
+            self.hub.publish(Change("move", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
+                                    from_status=from_status, to_status=to_status, batch_size=len(ids),
+                                    error_reason=reason))
+        return len(moved)
+
+    async def delete(self, ids: Sequence[str], *, bulk: bool) -> int:
+        """Delete messages whatever their status; the activity entry is written before returning."""
+        deleted: list[Mapping[str, Any]] = []
+        for kind, kind_ids in _group_ids(ids).items():
+            deleted.extend(await self.db.fetch(
+                f"DELETE FROM {MESSAGE_TABLES[kind]} m WHERE m.id = ANY($1::text[]) RETURNING {_event_columns()}",
+                kind_ids,
+            ))
+        now = time.time()
+        for queue, rows in _by_queue(deleted).items():
+            await self.hub.publish_durable(Change(
+                "bulk_delete" if bulk else "delete", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
+                batch_size=len(ids) if bulk else None,
+            ))
+        return len(deleted)
+
+    async def edit(self, message_id: str, changes: dict[str, Any]) -> Mapping[str, Any]:
+        """Change type, payload, priority or ack timeout of a message that is not leased."""
+        where = storage_of(message_id)
+        if where is None:
+            raise RelayError(404, "NOT_FOUND", "Message not found", success=False)
+        table = MESSAGE_TABLES[where[0]]
+        row = await self.db.fetchrow(
+            f"""UPDATE {table} m SET
+                type = CASE WHEN $2 THEN $3 ELSE m.type END,
+                payload = CASE WHEN $4 THEN $5::json ELSE m.payload END,
+                payload_size = CASE WHEN $4 THEN $6 ELSE m.payload_size END,
+                priority = coalesce($7, m.priority),
+                ack_timeout_seconds = coalesce($8, m.ack_timeout_seconds)
+            WHERE m.id = $1 AND m.status <> 'processing'
+            RETURNING {MESSAGE_COLUMNS}""",
+            message_id, "type" in changes, changes.get("type"), "payload" in changes,
+            changes.get("payload"), changes.get("payload_size"), changes.get("priority"),
+            changes.get("ack_timeout"),
+        )
+        if row is not None:
+            return row
+        status = await self.db.fetchval(f"SELECT status FROM {table} WHERE id = $1", message_id)
+        if status is None:
+            raise RelayError(404, "NOT_FOUND", "Message not found", success=False)
+        raise RelayError(409, "INVALID_STATE", "Message is being processed")
+
+    async def clear(self, status: str | None, queue: str | None) -> int:
+        """Delete every message (of one status / one queue when given)."""
+        total = 0
+        affected: dict[str, int] = {}
+        for table in await self._tables(queue):
+            rows = await self.db.fetch(
+                f"""WITH d AS (DELETE FROM {table} m WHERE ($1::text IS NULL OR m.status = $1)
+                        AND ($2::text IS NULL OR m.queue_name = $2) RETURNING m.queue_name)
+                SELECT queue_name, count(*) AS n FROM d GROUP BY 1""",
+                status, queue,
+            )
+            for row in rows:
+                affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
+                total += row["n"]
+        action = "clear_all_queues" if status is None and queue is None else "clear_queue"
+        await self.hub.publish_durable(Change(
+            action, queue, consumer_id=ADMIN_CONSUMER, batch_size=total,
+            from_status=status, context={"status": status, "cleared": total, "per_queue": affected},
+        ))
+        return total
+
+    async def delete_by_time(self, start: float, end: float, queue: str | None) -> int:
+        """Delete messages created in [start, end], any status."""
+        total = 0
+        for table in await self._tables(queue):
+            total += await self.db.fetchval(
+                f"""WITH d AS (DELETE FROM {table} m WHERE m.created_at >= to_timestamp($1)
+                    AND m.created_at <= to_timestamp($2) AND ($3::text IS NULL OR m.queue_name = $3) RETURNING 1)
+                SELECT count(*) FROM d""",
+                start, end, queue,
+            )
+        await self.hub.publish_durable(Change(
+            "bulk_delete", queue, consumer_id=ADMIN_CONSUMER, batch_size=total,
+            context={"start": start, "end": end, "deleted": total},
+        ))
+        return total
+
+
+def _event_columns() -> str:
+    from relayq.db.queries import EVENT_COLUMNS
+
+    return EVENT_COLUMNS
+
+
+def _group_ids(ids: Sequence[str]) -> dict[StorageKind, list[str]]:
+    grouped: dict[StorageKind, list[str]] = {}
+    for mid in dict.fromkeys(ids):
+        where = storage_of(mid)
+        if where is not None:
+            grouped.setdefault(where[0], []).append(mid)
+    return grouped
+
+
+def _by_queue(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["queue_name"], []).append(row)
+    return grouped

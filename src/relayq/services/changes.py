@@ -1,0 +1,81 @@
+"""Every state change the broker makes is announced here as a `Change`.
+
+Listeners (the activity log, consumer stats, metrics, live events, long-poll waiters) subscribe
+once. `publish` is synchronous and must stay cheap: listeners only append to in-memory
+buffers, so the request that caused the change never waits for them. `publish_durable` is for
+the few changes whose record must be written before the response (lock_stolen, admin
+deletions): it awaits the listeners' `persist` hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("relayq.changes")
+
+Row = Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class Change:
+    """One action on zero or more messages (rows carry the changed messages' fields)."""
+
+    action: str
+    queue: str | None
+    rows: Sequence[Row] = ()
+    at: float = field(default_factory=time.time)
+    consumer_id: str | None = None
+    batch_size: int | None = None
+    error_reason: str | None = None
+    # For `move`: the statuses a message left and entered; for deletes: the status it left.
+    from_status: str | None = None
+    to_status: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+    # Set by detectors that run synchronously (lock_stolen); keyed by message id.
+    anomalies: dict[str | None, dict[str, Any]] = field(default_factory=dict)
+
+
+Listener = Callable[[Change], None]
+DurableListener = Callable[[Change], Awaitable[None]]
+
+
+class ChangeHub:
+    """Fan-out of changes to in-process listeners."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+        self._durable: list[DurableListener] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener(change)` for every change; it must not block or raise."""
+        self._listeners.append(listener)
+
+    def subscribe_durable(self, listener: DurableListener) -> None:
+        """Await `listener(change)` for changes that must be stored before the response."""
+        self._durable.append(listener)
+
+    def publish(self, change: Change) -> None:
+        """Announce a change; a failing listener is logged and never breaks the request."""
+        for listener in self._listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("change listener failed for %s", change.action)
+
+    async def publish_durable(self, change: Change) -> None:
+        """Announce a change and wait until durable listeners have stored it."""
+        self.publish(change)
+        for listener in self._durable:
+            try:
+                await listener(change)
+            except Exception:
+                log.exception("durable change listener failed for %s", change.action)
+
+    def publish_many(self, changes: Sequence[Change]) -> None:
+        """Announce several changes in order."""
+        for change in changes:
+            self.publish(change)

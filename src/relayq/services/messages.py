@@ -1,0 +1,376 @@
+"""Producer and consumer operations: enqueue, dequeue (with long-poll), ack, nack, touch.
+
+Each successful operation is one statement, one round trip: the message's own state change.
+Everything else (activity log, stats, anomaly checks, live events) is announced on the
+ChangeHub and happens off the request path. Failure paths (unknown id, lost lock) may spend a
+second query to say precisely what went wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from relayq.config import Settings
+from relayq.db.database import Database
+from relayq.db.queries import QUERIES
+from relayq.domain.errors import RelayError
+from relayq.domain.ids import StorageKind, new_message_id, storage_of
+from relayq.services.changes import Change, ChangeHub
+from relayq.services.queues import QueueRef, QueueService
+from relayq.services.waiters import Waiters
+
+# A parked long-poll re-checks at least this often (delayed messages becoming due, missed wake-ups).
+LONG_POLL_RECHECK_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class NewMessage:
+    """One validated message to enqueue; `payload` is its compact JSON text."""
+
+    queue: str
+    type: str
+    payload: str
+    payload_size: int
+    priority: int = 0
+    ack_timeout: int | None = None
+    max_attempts: int | None = None
+    delay: float = 0.0
+    idempotency_key: str | None = None
+    consumer_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """The outcome of one enqueue: the stored (or already existing) id."""
+
+    id: str
+    queue: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFailure:
+    """Why one item of an ack/nack/touch did not apply."""
+
+    id: str
+    code: str
+    status: str | None = None  # current status, for INVALID_STATE
+    current: Mapping[str, Any] | None = None  # the row as found, for LOCK_LOST reports
+
+
+@dataclass(slots=True)
+class Settled:
+    """Result of an ack or nack batch: applied rows (input order) and failures."""
+
+    rows: list[Mapping[str, Any]]
+    failures: list[ItemFailure]
+
+
+class MessageService:
+    """The hot path. Routes call these methods; each success costs one round trip."""
+
+    def __init__(
+        self, db: Database, settings: Settings, queues: QueueService, hub: ChangeHub, waiters: Waiters
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.queues = queues
+        self.hub = hub
+        self.waiters = waiters
+
+    # ----- enqueue ---------------------------------------------------------------------
+    async def enqueue(self, items: Sequence[NewMessage], *, batch: bool = False) -> list[Enqueued]:
+        """Store every item or none; 404 if any named queue does not exist."""
+        refs = {name: await self.queues.resolve(name) for name in dict.fromkeys(i.queue for i in items)}
+        ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
+        try:
+            inserted = await self._insert(items, ids, refs)
+        except _StaleQueues:
+            refs = {name: await self.queues.resolve(name, refresh=True) for name in refs}
+            ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
+            inserted = await self._insert(items, ids, refs)
+        results = await self._resolve_duplicates(items, ids, inserted, refs)
+        self._announce_enqueue(items, results, batch)
+        return results
+
+    async def _insert(self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]) -> set[str]:
+        by_kind: dict[StorageKind, list[int]] = defaultdict(list)
+        for index, item in enumerate(items):
+            by_kind[refs[item.queue].kind].append(index)
+        if len(by_kind) == 1:
+            (kind, indexes), = by_kind.items()
+            return await self._insert_kind(self.db, kind, items, ids, indexes, refs)
+        inserted: set[str] = set()
+        async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
+            for kind, indexes in by_kind.items():
+                inserted |= await self._insert_kind(tx, kind, items, ids, indexes, refs)
+        return inserted
+
+    async def _insert_kind(
+        self, runner: Any, kind: StorageKind, items: Sequence[NewMessage], ids: list[str],
+        indexes: list[int], refs: dict[str, QueueRef],
+    ) -> set[str]:
+        chosen = [items[i] for i in indexes]
+        queue_names = list(dict.fromkeys(i.queue for i in chosen))
+        row = await runner.fetchrow(
+            QUERIES.get("enqueue", kind),
+            [ids[i] for i in indexes],
+            [i.queue for i in chosen],
+            [i.type for i in chosen],
+            [i.payload for i in chosen],
+            [i.priority for i in chosen],
+            [i.ack_timeout for i in chosen],
+            [i.max_attempts for i in chosen],
+            [i.delay for i in chosen],
+            [i.idempotency_key for i in chosen],
+            [i.payload_size for i in chosen],
+            queue_names,
+            [refs[name].id for name in queue_names],
+        )
+        if not row["all_found"]:
+            raise _StaleQueues()
+        return set(row["inserted"])
+
+    async def _resolve_duplicates(
+        self, items: Sequence[NewMessage], ids: list[str], inserted: set[str], refs: dict[str, QueueRef]
+    ) -> list[Enqueued]:
+        if len(inserted) == len(items):
+            return [Enqueued(mid, item.queue) for mid, item in zip(ids, items, strict=True)]
+        # Some idempotency keys already existed (in the table, or earlier in this batch).
+        first_in_batch: dict[tuple[str, str], str] = {}
+        missing: list[tuple[str, str, StorageKind]] = []
+        for mid, item in zip(ids, items, strict=True):
+            if mid in inserted and item.idempotency_key is not None:
+                first_in_batch.setdefault((item.queue, item.idempotency_key), mid)
+            elif mid not in inserted and item.idempotency_key is not None:
+                missing.append((item.queue, item.idempotency_key, refs[item.queue].kind))
+        existing: dict[tuple[str, str], str] = {}
+        for kind in {k for _, _, k in missing}:
+            wanted = [(q, key) for q, key, k in missing if k == kind]
+            rows = await self.db.fetch(
+                QUERIES.get("existing_by_idempotency_key", kind), [q for q, _ in wanted], [k for _, k in wanted]
+            )
+            existing.update({(r["queue_name"], r["idempotency_key"]): r["id"] for r in rows})
+        results: list[Enqueued] = []
+        for mid, item in zip(ids, items, strict=True):
+            if mid in inserted:
+                results.append(Enqueued(mid, item.queue))
+                continue
+            key = (item.queue, item.idempotency_key or "")
+            found = first_in_batch.get(key) or existing.get(key)
+            if found is None:  # the holder was deleted between our insert and lookup
+                raise RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
+            results.append(Enqueued(found, item.queue, duplicate=True))
+        return results
+
+    def _announce_enqueue(self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool) -> None:
+        now = time.time()
+        per_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for item, result in zip(items, results, strict=True):
+            if result.duplicate:
+                continue
+            per_queue[item.queue].append({
+                "id": result.id, "queue_name": item.queue, "type": item.type, "priority": item.priority,
+                "payload": item.payload, "payload_size": item.payload_size, "attempt_count": 0,
+                "max_attempts": item.max_attempts, "consumer_id": item.consumer_id, "created_at": now,
+                "available_at": now + item.delay, "status": "queued",
+            })
+        for queue, rows in per_queue.items():
+            self.hub.publish(Change(
+                "enqueue", queue, rows=rows, at=now, consumer_id=rows[0]["consumer_id"],
+                batch_size=len(items) if batch else None,
+            ))
+            delays = [i.delay for i in items if i.queue == queue and i.delay > 0]
+            if delays:  # wake parked consumers when the earliest delayed message becomes due
+                asyncio.get_running_loop().call_later(min(delays), self.waiters.wake, queue, len(delays))
+
+    # ----- dequeue ---------------------------------------------------------------------
+    async def dequeue(
+        self, queue: str, count: int, *, wait: float = 0.0, ack_timeout: float | None = None,
+        consumer_id: str | None = None, type_filter: str | None = None, batch: bool = False,
+    ) -> list[Mapping[str, Any]]:
+        """Lease up to `count` messages; wait up to `wait` seconds (long-poll) for the first to arrive."""
+        deadline = time.monotonic() + max(wait, 0.0)
+        ref = await self.queues.resolve(queue)
+        while True:
+            event = self.waiters.arm(queue) if wait > 0 else None
+            try:
+                rows = await self._claim(ref, count, ack_timeout, consumer_id, type_filter)
+                if not rows:
+                    # Nothing there: make sure the queue still exists as we know it.
+                    fresh = await self.queues.resolve(queue, refresh=True)
+                    if fresh.id != ref.id:
+                        ref = fresh
+                        continue
+                if rows or event is None:
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    await asyncio.wait_for(event.wait(), min(remaining, LONG_POLL_RECHECK_SECONDS))
+                except TimeoutError:
+                    pass
+            finally:
+                if event is not None:
+                    self.waiters.disarm(queue, event)
+        if rows:
+            self.hub.publish(Change(
+                "dequeue", queue, rows=rows, consumer_id=consumer_id, batch_size=len(rows) if batch else None,
+            ))
+        return rows
+
+    async def _claim(
+        self, ref: QueueRef, count: int, ack_timeout: float | None, consumer_id: str | None, type_filter: str | None
+    ) -> list[Mapping[str, Any]]:
+        rows = await self.db.fetch(
+            QUERIES.get("dequeue", ref.kind), ref.name, count, ack_timeout, consumer_id, ref.id, type_filter
+        )
+        if len(rows) > 1:
+            rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["seq"]))
+        return rows
+
+    # ----- ack ---------------------------------------------------------------------------
+    async def ack(self, items: Sequence[tuple[str, str | None]], *, batch: bool = False) -> Settled:
+        """Acknowledge leased messages; each item is (id, lock_token or None to skip fencing)."""
+        settled = await self._settle(items, lambda kind, ids, tokens, qids: (
+            QUERIES.get("ack", kind), ids, tokens, qids))
+        now = time.time()
+        by_queue = _group_rows(settled.rows)
+        for queue, rows in by_queue.items():
+            self.hub.publish(Change("acknowledge", queue, rows=rows, at=now,
+                                    batch_size=len(items) if batch else None))
+        await self._report_lock_lost("acknowledge", settled, items)
+        return settled
+
+    # ----- nack --------------------------------------------------------------------------
+    async def nack(
+        self, items: Sequence[tuple[str, str | None, str | None, float | None]], *, batch: bool = False
+    ) -> Settled:
+        """Requeue (attempts left, with backoff) or dead-letter; item = (id, token, reason, delay)."""
+        requeue_default = "NACK - requeued" if batch else None
+        tokens_by_id = {i[0]: i for i in items}
+
+        def statement(kind: StorageKind, ids: list[str], tokens: list[str | None], qids: list[int] | None) -> tuple[Any, ...]:
+            return (
+                QUERIES.get("nack", kind), ids, tokens,
+                [tokens_by_id[i][2] for i in ids], requeue_default, "Max attempts exceeded",
+                [tokens_by_id[i][3] for i in ids], qids,
+            )
+
+        settled = await self._settle([(i[0], i[1]) for i in items], statement)
+        now = time.time()
+        for row in settled.rows:
+            action = "move_to_dlq" if row["status"] == "dead" else "nack"
+            self.hub.publish(Change(action, row["queue_name"], rows=[row], at=now, consumer_id=row["consumer_id"],
+                                    error_reason=row["last_error"], batch_size=len(items) if batch else None))
+            due = row["available_at"] - now
+            if row["status"] == "queued" and due > 0:
+                asyncio.get_running_loop().call_later(due, self.waiters.wake, row["queue_name"], 1)
+        await self._report_lock_lost("nack", settled, [(i[0], i[1]) for i in items])
+        return settled
+
+    # ----- touch -------------------------------------------------------------------------
+    async def touch(self, message_id: str, lock_token: str, extend: float | None) -> Mapping[str, Any]:
+        """Extend a lease to now + `extend` (default: the message's ack timeout)."""
+        where = storage_of(message_id)
+        if where is None:
+            raise RelayError(404, "NOT_FOUND", "Message not found", error="NOT_FOUND")
+        kind, qid = where
+        row = await self.db.fetchrow(QUERIES.get("touch", kind), message_id, lock_token, extend, qid)
+        if row is not None:
+            self.hub.publish(Change("touch", row["queue_name"], rows=[row], consumer_id=row["consumer_id"],
+                                    context={"extend_seconds": row["extended_by"]}))
+            return row
+        current = await self._diagnose(kind, [message_id], [qid] if qid is not None else None)
+        found = current.get(message_id)
+        if found is None or found["status"] != "processing":
+            raise RelayError(404, "NOT_FOUND", "Message not found", error="NOT_FOUND")
+        await self._lock_stolen("touch", found, lock_token)
+        raise RelayError(409, "LOCK_LOST", "Lock token mismatch", error="LOCK_LOST")
+
+    # ----- shared settle logic -----------------------------------------------------------
+    async def _settle(self, items: Sequence[tuple[str, str | None]], statement: Any) -> Settled:
+        """Apply ack/nack statements per table, then explain every item that did not apply."""
+        failures: dict[int, ItemFailure] = {}
+        seen: set[str] = set()
+        by_kind: dict[StorageKind, list[int]] = defaultdict(list)
+        for index, (mid, _) in enumerate(items):
+            if mid in seen:
+                failures[index] = ItemFailure(mid, "DUPLICATE")
+                continue
+            seen.add(mid)
+            where = storage_of(mid)
+            if where is None:
+                failures[index] = ItemFailure(mid, "NOT_FOUND")
+                continue
+            by_kind[where[0]].append(index)
+        applied: dict[str, Mapping[str, Any]] = {}
+        for kind, indexes in by_kind.items():
+            ids = [items[i][0] for i in indexes]
+            tokens = [items[i][1] for i in indexes]
+            qids = _queue_ids(ids) if kind == "partitioned" else None
+            sql, *args = statement(kind, ids, tokens, qids)
+            rows = await self.db.fetch(sql, *args)
+            applied.update((r["id"], r) for r in rows)
+            lost = [mid for mid in ids if mid not in applied]
+            if lost:
+                current = await self._diagnose(kind, lost, _queue_ids(lost) if kind == "partitioned" else None)
+                for index in indexes:
+                    mid, token = items[index]
+                    if mid in applied:
+                        continue
+                    found = current.get(mid)
+                    if found is None:
+                        failures[index] = ItemFailure(mid, "NOT_FOUND")
+                    elif found["status"] != "processing":
+                        failures[index] = ItemFailure(mid, "INVALID_STATE", found["status"])
+                    else:
+                        failures[index] = ItemFailure(mid, "LOCK_LOST", found["status"], found)
+        ordered_rows = [applied[mid] for mid, _ in items if mid in applied]
+        # Keep the input order for failures, and dedupe rows of repeated ids.
+        unique_rows = list({r["id"]: r for r in ordered_rows}.values())
+        return Settled(unique_rows, [failures[i] for i in sorted(failures)])
+
+    async def _diagnose(self, kind: StorageKind, ids: list[str], qids: list[int] | None) -> dict[str, Mapping[str, Any]]:
+        rows = await self.db.fetch(QUERIES.get("diagnose", kind), ids, qids)
+        found: dict[str, Mapping[str, Any]] = {r["id"]: r for r in rows}
+        return found
+
+    async def _report_lock_lost(self, op: str, settled: Settled, items: Sequence[tuple[str, str | None]]) -> None:
+        tokens = dict(items)
+        for failure in settled.failures:
+            if failure.code == "LOCK_LOST":
+                await self._lock_stolen(op, failure.current or {"id": failure.id}, tokens.get(failure.id))
+
+    async def _lock_stolen(self, op: str, current: Mapping[str, Any], token: str | None) -> None:
+        """Record a lock_stolen anomaly before the 409 leaves (API.md §6)."""
+        await self.hub.publish_durable(Change(
+            "lock_stolen", current.get("queue_name"), rows=[dict(current)],
+            context={"operation": op, "presented_lock_token": token},
+        ))
+
+
+class _StaleQueues(Exception):
+    """The queue cache disagreed with the database (queue deleted, recreated or renamed)."""
+
+
+def _queue_ids(ids: Iterable[str]) -> list[int]:
+    found: set[int] = set()
+    for mid in ids:
+        where = storage_of(mid)
+        if where is not None and where[1] is not None:
+            found.add(where[1])
+    return sorted(found)
+
+
+def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["queue_name"]].append(row)
+    return grouped

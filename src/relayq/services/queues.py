@@ -1,0 +1,309 @@
+"""Queue management: create, read, update, delete, purge, rename, and the name → table cache.
+
+The cache maps a queue name to its id and storage kind. It is only a hint: every hot
+statement re-checks (name, id) against `relay.queues` in the same statement, and a mismatch
+sends the caller back here for a fresh lookup. So a queue deleted or renamed on another node
+takes effect at once, with no cross-node invalidation needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from relayq.config import Settings
+from relayq.db.database import Database, Transaction
+from relayq.db.queries import MESSAGE_TABLES
+from relayq.domain.errors import RelayError
+from relayq.domain.ids import StorageKind
+from relayq.domain.messages import STATUSES
+from relayq.services.changes import Change, ChangeHub
+
+DEFAULT_QUEUE = "default"
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RETENTION_RE = re.compile(r"^\s*(\d+)\s*(hour|hours|day|days|week|weeks|month|months)\s*$")
+PARTITION_STEP = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
+ADMIN_CONSUMER = "user-manual-operation"
+
+QUEUE_COLUMNS = """q.id, q.name, q.queue_type, q.ack_timeout_seconds, q.max_attempts, q.retry_delay_seconds,
+    q.partition_interval, q.retention_interval, q.description,
+    extract(epoch FROM q.created_at)::float8 AS created_at, extract(epoch FROM q.updated_at)::float8 AS updated_at"""
+
+# Live counts per queue and status over the three message tables.
+COUNTS_SQL = " UNION ALL ".join(
+    f"SELECT queue_name, status, count(*) AS n FROM {table} WHERE ($1::text IS NULL OR queue_name = $1)"
+    " GROUP BY queue_name, status"
+    for table in MESSAGE_TABLES.values()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRef:
+    """What the hot path needs to address a queue's rows."""
+
+    id: int
+    name: str
+    kind: StorageKind
+
+
+def retention_to_interval(value: str) -> str:
+    """Validate `"<n> <unit>"` and return it normalised as a PostgreSQL interval literal."""
+    match = RETENTION_RE.match(value)
+    if not match or int(match.group(1)) <= 0:
+        raise RelayError(
+            400, "VALIDATION_ERROR",
+            "retention_interval must look like '7 days' (units: hours, days, weeks, months)",
+            details=[{"field": "retention_interval", "message": "invalid interval"}],
+        )
+    unit = match.group(2).rstrip("s")
+    return f"{int(match.group(1))} {unit}s"
+
+
+class QueueService:
+    """Queue CRUD and the name → (id, table) cache used by every message operation."""
+
+    def __init__(self, db: Database, settings: Settings, hub: ChangeHub) -> None:
+        self.db = db
+        self.settings = settings
+        self.hub = hub
+        self._refs: dict[str, QueueRef] = {}
+
+    # ----- the cache -------------------------------------------------------------------
+    async def resolve(self, name: str, *, refresh: bool = False) -> QueueRef:
+        """The queue's id and table; 404 QUEUE_NOT_FOUND if it does not exist."""
+        ref = None if refresh else self._refs.get(name)
+        if ref is not None:
+            return ref
+        row = await self.db.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1", name)
+        if row is None:
+            self._refs.pop(name, None)
+            raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+        ref = QueueRef(row["id"], name, row["queue_type"])
+        self._refs[name] = ref
+        return ref
+
+    def forget(self, name: str) -> None:
+        """Drop a cached entry (after delete or rename on this node)."""
+        self._refs.pop(name, None)
+
+    # ----- reads -------------------------------------------------------------------------
+    async def ensure_default(self) -> None:
+        """Create the `default` queue if it is missing (idempotent, safe across processes)."""
+        await self.db.execute(
+            """INSERT INTO relay.queues (name, ack_timeout_seconds, max_attempts) VALUES ($1, $2, $3)
+            ON CONFLICT (name) DO NOTHING""",
+            DEFAULT_QUEUE, self.settings.ack_timeout_seconds, self.settings.max_attempts,
+        )
+
+    async def counts(self, name: str | None = None) -> dict[str, dict[str, int]]:
+        """{queue: {status: count}} for every queue (or one)."""
+        result: dict[str, dict[str, int]] = {}
+        for row in await self.db.fetch(COUNTS_SQL, name):
+            per = result.setdefault(row["queue_name"], dict.fromkeys(STATUSES, 0))
+            per[row["status"]] += row["n"]
+        return result
+
+    async def list(self) -> list[dict[str, Any]]:
+        """Every queue with its live counts, oldest first."""
+        rows = await self.db.fetch(f"SELECT {QUEUE_COLUMNS} FROM relay.queues q ORDER BY q.created_at, q.id")
+        counts = await self.counts()
+        return [queue_to_wire(r, counts.get(r["name"])) for r in rows]
+
+    async def get(self, name: str) -> dict[str, Any]:
+        """One queue with its counts; 404 with the original's message text."""
+        row = await self.db.fetchrow(f"SELECT {QUEUE_COLUMNS} FROM relay.queues q WHERE q.name = $1", name)
+        if row is None:
+            raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue '{name}' not found")
+        counts = await self.counts(name)
+        return queue_to_wire(row, counts.get(name))
+
+    # ----- writes ------------------------------------------------------------------------
+    async def create(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Create a queue (and its partitions when partitioned); 409 if the name is taken."""
+        retention = spec.get("retention_interval")
+        if spec["queue_type"] == "partitioned":
+            if not spec.get("partition_interval") or not retention:
+                raise RelayError(
+                    400, "VALIDATION_ERROR", "Partitioned queues require partition_interval and retention_interval"
+                )
+        if retention:
+            retention_to_interval(retention)
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                f"""INSERT INTO relay.queues AS q (name, queue_type, ack_timeout_seconds, max_attempts,
+                        retry_delay_seconds, partition_interval, retention_interval, description)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING RETURNING {QUEUE_COLUMNS}""",
+                spec["name"], spec["queue_type"],
+                spec.get("ack_timeout_seconds") or self.settings.ack_timeout_seconds,
+                spec.get("max_attempts") or self.settings.max_attempts,
+                spec.get("retry_delay_seconds") or 0,
+                spec.get("partition_interval"), retention, spec.get("description"),
+            )
+            if row is None:
+                raise RelayError(409, "QUEUE_EXISTS", "Queue already exists")
+            if spec["queue_type"] == "partitioned":
+                await create_queue_partitions(tx, row["id"], spec["partition_interval"])
+        self._refs[spec["name"]] = QueueRef(row["id"], spec["name"], spec["queue_type"])
+        self.hub.publish(Change("create_queue", spec["name"], consumer_id=ADMIN_CONSUMER,
+                                context={"queue_type": spec["queue_type"]}))
+        return queue_to_wire(row, None)
+
+    async def update(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change ack timeout, max attempts, retry delay or description; applies to new messages."""
+        sets: list[str] = []
+        args: list[Any] = [name]
+        for column in ("ack_timeout_seconds", "max_attempts", "retry_delay_seconds", "description"):
+            if column in changes:
+                args.append(changes[column])
+                sets.append(f"{column} = ${len(args)}")
+        if not sets:
+            return await self.get(name)
+        row = await self.db.fetchrow(
+            f"UPDATE relay.queues q SET {', '.join(sets)}, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
+            *args,
+        )
+        if row is None:
+            raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue '{name}' not found")
+        self.hub.publish(Change("update_queue", name, consumer_id=ADMIN_CONSUMER, context=dict(changes)))
+        counts = await self.counts(name)
+        return queue_to_wire(row, counts.get(name))
+
+    async def delete(self, name: str, force: bool) -> int:
+        """Delete a queue, its messages, activity and stats; refuses a busy queue unless forced."""
+        if name == DEFAULT_QUEUE:
+            raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
+        async with self.db.transaction() as tx:
+            # FOR UPDATE waits for in-flight enqueues (they hold FOR KEY SHARE) and blocks new ones.
+            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
+            if row is None:
+                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            table = MESSAGE_TABLES[row["queue_type"]]
+            if not force:
+                busy = await tx.fetchval(
+                    f"SELECT count(*) FROM {table} WHERE queue_name = $1 AND status IN ('queued', 'processing')", name
+                )
+                if busy:
+                    raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
+            deleted = await tx.fetchval(
+                f"WITH d AS (DELETE FROM {table} WHERE queue_name = $1 RETURNING 1) SELECT count(*) FROM d", name
+            )
+            if row["queue_type"] == "partitioned":
+                await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
+            await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
+            await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+            await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
+        self.forget(name)
+        self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
+                                context={"deleted_messages": deleted, "force": force}))
+        return int(deleted)
+
+    async def purge(self, name: str, status: str) -> int:
+        """Delete the queue's messages in one status (or all); the queue stays."""
+        ref = await self.resolve(name, refresh=True)
+        table = MESSAGE_TABLES[ref.kind]
+        rows = await self.db.fetch(
+            f"DELETE FROM {table} m WHERE m.queue_name = $1 AND ($2::text = 'all' OR m.status = $2) "
+            "RETURNING m.id, m.status",
+            name, status,
+        )
+        await self.hub.publish_durable(Change(
+            "purge_queue", name, rows=[dict(r) for r in rows], consumer_id=ADMIN_CONSUMER,
+            batch_size=len(rows), context={"status": status, "deleted_count": len(rows)},
+        ))
+        return len(rows)
+
+    async def rename(self, name: str, new_name: str) -> dict[str, Any]:
+        """Rename a queue; its messages, activity and stats follow it."""
+        if name == DEFAULT_QUEUE:
+            raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
+            if row is None:
+                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
+            if taken or new_name == name:
+                raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
+            updated = await tx.fetchrow(
+                f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
+                name, new_name,
+            )
+            await tx.execute(
+                f"UPDATE {MESSAGE_TABLES[row['queue_type']]} SET queue_name = $2 WHERE queue_name = $1", name, new_name
+            )
+            await tx.execute(
+                """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry, '{queue}', to_jsonb($2::text))
+                WHERE queue = $1""",
+                name, new_name,
+            )
+            await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
+        self.forget(name)
+        self.hub.publish(Change("rename_queue", new_name, consumer_id=ADMIN_CONSUMER,
+                                context={"old_name": name, "new_name": new_name}))
+        assert updated is not None
+        counts = await self.counts(new_name)
+        return queue_to_wire(updated, counts.get(new_name))
+
+
+async def create_queue_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:
+    """Create the queue's subtree: a RANGE-partitioned child, a default partition, and time
+    partitions from the current interval through `ahead` intervals ahead.
+
+    Names derive from the numeric queue id and the bounds only, never from user input.
+    """
+    parent = f"relay.messages_p{int(queue_id)}"
+    await tx.execute(
+        f"CREATE TABLE IF NOT EXISTS {parent} PARTITION OF relay.messages_partitioned "
+        f"FOR VALUES IN ({int(queue_id)}) PARTITION BY RANGE (created_at)"
+    )
+    await tx.execute(f"CREATE TABLE IF NOT EXISTS {parent}_default PARTITION OF {parent} DEFAULT")
+    await ensure_time_partitions(tx, queue_id, interval, ahead)
+
+
+def partition_start(moment: datetime, interval: str) -> datetime:
+    """The start of the partition interval containing `moment` (UTC)."""
+    base = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if interval == "hourly":
+        return base
+    base = base.replace(hour=0)
+    if interval == "daily":
+        return base
+    return base - timedelta(days=base.weekday())
+
+
+async def ensure_time_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:
+    """Create missing time partitions for now and the next `ahead` intervals."""
+    parent = f"relay.messages_p{int(queue_id)}"
+    start = partition_start(datetime.now(UTC), interval)
+    step = PARTITION_STEP[interval]
+    for i in range(ahead + 1):
+        lo = start + i * step
+        hi = lo + step
+        name = f"{parent}_{lo.strftime('%Y%m%d%H')}"
+        await tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} "
+            f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
+        )
+
+
+def queue_to_wire(row: Any, counts: dict[str, int] | None) -> dict[str, Any]:
+    """The API's Queue object (API.md §2.2)."""
+    from relayq.domain.messages import iso_millis
+
+    counts = counts or {}
+    return {
+        "name": row["name"],
+        "queue_type": row["queue_type"],
+        "ack_timeout_seconds": row["ack_timeout_seconds"],
+        "max_attempts": row["max_attempts"],
+        "retry_delay_seconds": row["retry_delay_seconds"],
+        "partition_interval": row["partition_interval"],
+        "retention_interval": row["retention_interval"],
+        "description": row["description"],
+        "created_at": iso_millis(row["created_at"]),
+        "updated_at": iso_millis(row["updated_at"]),
+        "message_count": counts.get("queued", 0),
+        "processing_count": counts.get("processing", 0),
+        "dead_count": counts.get("dead", 0),
+    }
