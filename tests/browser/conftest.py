@@ -60,8 +60,11 @@ class RestClient:
         return dict(self.call("GET", f"/queue/message?queue={queue}&consumerId={consumer}"))
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def browser(base_url: str) -> Iterator[Any]:
+    # Playwright's sync API keeps an asyncio loop marked as running in this thread while it is
+    # open, so asyncio.run() (used by the database fixtures) fails meanwhile. Hence the browser
+    # depends on base_url (the server is up before it starts) and closes with the module.
     if not CHROMIUM.exists():
         pytest.skip("browser tests need Debian's /usr/bin/chromium")
     from playwright.sync_api import sync_playwright

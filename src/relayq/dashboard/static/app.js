@@ -62,7 +62,7 @@ async function askForKey(reason) {
 onUnauthorized((error) => askForKey(isMissingKey(error) ? t('auth.required') : t('auth.invalid')));
 
 // --- header ----------------------------------------------------------------------------------
-const STATUS_CLASS = { live: 'ok', connecting: 'pending', error: 'bad', off: 'off' };
+const STATUS_CLASS = { live: 'ok', connecting: 'pending', polling: 'pending', off: 'off' };
 
 function liveIndicator() {
   const status = liveStatus();

@@ -8,12 +8,18 @@ const ENABLED_STORAGE = 'relay.live';
 const BUCKET_MS = 10_000;
 const BUCKETS = 30; // five minutes of history
 
+// While the stream is down the pages poll instead, so "live" never silently stops.
+const POLL_MS = 2000;
+const RETRY_MS = 5000;
+
 const subscribers = new Set();
 const statusListeners = new Set();
 const throughput = new Map(); // queue -> Map(bucketIndex -> {in, out})
 let source = null;
 let status = 'off';
 let hadError = false;
+let pollTimer = null;
+let retryTimer = null;
 
 export function isLiveEnabled() {
   return localStorage.getItem(ENABLED_STORAGE) !== 'off';
@@ -53,6 +59,7 @@ export function connect() {
   setStatus('connecting');
   source = new EventSource(apiUrl('queue/events', { apiKey: getApiKey() }));
   source.addEventListener('open', () => {
+    stopPolling();
     setStatus('live');
     // Changes made while the stream was down were never announced: make pages refetch.
     if (hadError) publish({ type: 'reconnect', queue: null, payload: { force_refresh: true } });
@@ -60,7 +67,16 @@ export function connect() {
   });
   source.addEventListener('error', () => {
     hadError = true;
-    setStatus('error'); // EventSource retries by itself
+    setStatus('polling');
+    startPolling();
+    // EventSource retries network errors by itself, but gives up for good on an HTTP error
+    // (e.g. a server without the stream): retry later ourselves.
+    if (source && source.readyState === EventSource.CLOSED && !retryTimer) {
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        connect();
+      }, RETRY_MS);
+    }
   });
   source.addEventListener('queue-update', (message) => {
     try {
@@ -74,6 +90,19 @@ export function connect() {
 export function disconnect() {
   if (source) source.close();
   source = null;
+  stopPolling();
+  clearTimeout(retryTimer);
+  retryTimer = null;
+}
+
+function startPolling() {
+  if (pollTimer) return;
+  pollTimer = setInterval(() => publish({ type: 'poll', queue: null, payload: { force_refresh: true } }), POLL_MS);
+}
+
+function stopPolling() {
+  clearInterval(pollTimer);
+  pollTimer = null;
 }
 
 export function setLiveEnabled(enabled) {
