@@ -46,6 +46,11 @@ export function fmtTime(value) {
   return date.toLocaleString(getLang() === 'es' ? 'es-ES' : 'en-GB', { hour12: false });
 }
 
+/** A <time> element for a timestamp (kept on one line in tables). */
+export function timeCell(value) {
+  return h('time', { class: 'nowrap' }, fmtTime(value));
+}
+
 /** A duration in milliseconds, compact: 850 ms, 12.4 s, 3 min 5 s. */
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined) return '—';

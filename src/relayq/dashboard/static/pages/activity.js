@@ -1,7 +1,7 @@
 // The activity, anomalies and consumers tabs of the queue page. Filters map one to one onto
 // the query parameters of /api/queue/activity, /activity/anomalies and /activity/consumers.
 import { api } from '../api.js';
-import { coalesce, fmtDuration, fmtTime, h, replace, select } from '../dom.js';
+import { coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText } from '../ui.js';
 import { anomalyBadge, historyDialog } from './message-dialogs.js';
@@ -119,7 +119,7 @@ export function renderActivityTab(root, { queue }) {
     },
     drawRow: (entry) => h('tr', { class: entry.anomaly ? `row-${entry.anomaly.severity}` : '',
       'data-testid': `activity-row-${entry.log_id}`, 'data-action': entry.action },
-      h('td', { 'data-label': head[0] }, fmtTime(entry.timestamp)),
+      h('td', { 'data-label': head[0] }, timeCell(entry.timestamp)),
       h('td', { 'data-label': head[1] }, h('span', { class: `action-badge action-${entry.action}` },
         t(`activityAction.${entry.action}`)),
         entry.source_queue ? h('small', { class: 'muted block' },
@@ -163,7 +163,7 @@ export function renderAnomaliesTab(root, { queue }) {
       };
     },
     drawRow: (entry) => h('tr', { class: `row-${entry.anomaly.severity}`, 'data-testid': `anomaly-row-${entry.log_id}` },
-      h('td', { 'data-label': head[0] }, fmtTime(entry.timestamp)),
+      h('td', { 'data-label': head[0] }, timeCell(entry.timestamp)),
       h('td', { 'data-label': head[1] }, h('span', { class: `severity severity-${entry.anomaly.severity}` },
         t(`severity.${entry.anomaly.severity}`))),
       h('td', { 'data-label': head[2] }, t(`anomaly.${entry.anomaly.type}`)),
@@ -194,7 +194,7 @@ export function renderConsumersTab(root) {
       h('td', { class: 'num', 'data-label': head[1] }, row.dequeue_count ?? 0),
       h('td', { class: 'num', 'data-label': head[2] }, row.ack_count ?? 0),
       h('td', { class: 'num', 'data-label': head[3] }, row.fail_count ?? 0),
-      h('td', { 'data-label': head[4] }, fmtTime(row.last_dequeue)),
-      h('td', { 'data-label': head[5] }, fmtTime(row.last_ack))),
+      h('td', { 'data-label': head[4] }, timeCell(row.last_dequeue)),
+      h('td', { 'data-label': head[5] }, timeCell(row.last_ack))),
   });
 }

@@ -1,7 +1,7 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
 import { api, download } from '../api.js';
-import { coalesce, fmtTime, h, localInputToIso, preview, replace, select } from '../dom.js';
+import { coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText, toast } from '../ui.js';
 import {
@@ -19,7 +19,7 @@ function columns(queueType) {
     ['type', 'messages.type', (m) => m.type ?? '—'],
     ['priority', 'messages.priority', (m) => h('span', { class: `priority p${m.priority}` }, m.priority)],
     ['attempt_count', 'messages.attempts', (m) => `${m.attempt_count} / ${m.max_attempts}`],
-    ['created_at', 'messages.created', (m) => fmtTime(m.created_at)],
+    ['created_at', 'messages.created', (m) => timeCell(m.created_at)],
   ];
   const extra = {
     main: [],
@@ -29,7 +29,7 @@ function columns(queueType) {
         'data-testid': `lease-${m.id}` }, leaseText(m.locked_until))],
     ],
     dead: [['last_error', 'messages.lastError', (m) => m.last_error ?? '—']],
-    acknowledged: [['acknowledged_at', 'messages.acknowledged', (m) => fmtTime(m.acknowledged_at)]],
+    acknowledged: [['acknowledged_at', 'messages.acknowledged', (m) => timeCell(m.acknowledged_at)]],
     archived: [],
   }[queueType];
   return [...base, ...extra,
