@@ -54,13 +54,13 @@ export function editMessageDialog(message, queueType) {
   });
 }
 
-/** Move messages (ids) from one status to another. */
-export function moveMessagesDialog(ids, fromQueue) {
+/** Move messages (ids) from one status to another; `target` preselects the destination. */
+export function moveMessagesDialog(ids, fromQueue, target) {
   const targets = QUEUE_TYPES.filter((type) => type !== fromQueue);
   return formDialog({
     title: t('messages.moveTitle', { count: ids.length }), testid: 'move-dialog', submitLabel: t('action.move'),
     fields: [
-      { name: 'toQueue', label: t('messages.moveTo'), type: 'select', value: targets[0],
+      { name: 'toQueue', label: t('messages.moveTo'), type: 'select', value: target || targets[0],
         options: targets.map((type) => [type, t(`tab.${type}`)]) },
       { name: 'errorReason', label: t('messages.errorReason'), help: t('messages.errorReasonHelp') },
     ],

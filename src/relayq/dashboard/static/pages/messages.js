@@ -192,15 +192,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
     onChange();
   }
 
-  const moveSelected = () => act(moveMessagesDialogPreset());
-  function moveMessagesDialogPreset() {
-    // The bulk bar already chose the target: skip the dialog's select by preselecting it.
-    const ids = [...selected];
-    const promise = moveMessagesDialog(ids, queueType);
-    const field = document.querySelector('[data-testid="move-dialog"] [name="toQueue"]');
-    if (field) field.value = bulkTarget.value;
-    return promise;
-  }
+  // The bulk bar's select has already chosen the destination; the dialog confirms it.
+  const moveSelected = () => act(moveMessagesDialog([...selected], queueType, bulkTarget.value));
   const deleteSelected = () => act(deleteMessagesDialog([...selected], queueType));
 
   selectAll.addEventListener('change', () => {
