@@ -22,8 +22,8 @@ from .conftest import RestClient
 pytestmark = pytest.mark.browser
 
 ROWS = '[data-testid^="msg-row-"]'
-# TEMPORARY until main serves /api/queue/events: accept the polling fallback too.
-LIVE = re.compile("live|polling")
+# "live" means the SSE stream is open (the polling fallback shows "polling").
+LIVE = "live"
 
 
 def expect(target: Any) -> Any:
@@ -50,6 +50,12 @@ def wait_for_history(rest: RestClient, message_id: str, action: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"no {action} entry in the history of {message_id}")
+
+
+def shot(page: Any, path: Path, full_page: bool = False) -> None:
+    """Screenshot for the docs, without the notices that would cover the content."""
+    page.evaluate("document.getElementById('toasts').replaceChildren()")
+    page.screenshot(path=path, full_page=full_page)
 
 
 def mark_page(page: Any) -> None:
@@ -87,7 +93,7 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     ben = rest.enqueue(queue, "sms", {"order": 1002, "phone": "+34 600 000 001"}, priority=2)
     cai = rest.enqueue(queue, "sms", {"order": 1003, "phone": "+34 600 000 002"})
     expect(page.get_by_test_id(f"count-{queue}-queued")).to_have_text("3")
-    page.screenshot(path=screenshot_dir / "queues.png")
+    shot(page, screenshot_dir / "queues.png")
 
     # The queue page lists them, and a new one appears live.
     page.get_by_test_id(f"queue-link-{queue}").click()
@@ -107,14 +113,14 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     expect(page.get_by_test_id(f"msg-row-{ana}")).to_be_visible()
     page.get_by_test_id("filter-clear").click()
     expect(page.locator(ROWS)).to_have_count(4)
-    page.screenshot(path=screenshot_dir / "queue-main.png")
+    shot(page, screenshot_dir / "queue-main.png")
 
     # Edit a message's payload and priority.
     page.get_by_test_id(f"msg-edit-{ana}").click()
     editor = page.get_by_test_id("message-dialog")
     editor.get_by_test_id("field-priority").select_option("9")
     editor.get_by_test_id("field-payload").fill('{"order": 1001, "to": "ana@example.org"}')
-    page.screenshot(path=screenshot_dir / "edit-message.png")
+    shot(page, screenshot_dir / "edit-message.png")
     editor.get_by_test_id("dialog-submit").click()
     expect(page.get_by_test_id(f"msg-row-{ana}")).to_contain_text("ana@example.org")
     listed = rest.call("GET", f"/queue/main/messages?queueName={queue}&search=ana")["messages"]
@@ -138,7 +144,7 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     taken = rest.call("GET", f"/queue/message?queue={queue}&type=report&consumerId=worker-1")
     assert taken["id"] == job
     expect(page.get_by_test_id(f"lease-{job}")).to_have_text(re.compile(r"\d+ s left"))
-    page.screenshot(path=screenshot_dir / "queue-processing.png")
+    shot(page, screenshot_dir / "queue-processing.png")
 
     # Its nack exhausts its single attempt: it leaves processing and joins the dead letters, live.
     rest.call(
@@ -153,13 +159,20 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     expect(page.locator(ROWS)).to_have_count(3)
     expect(page.get_by_test_id(f"msg-row-{ben}")).to_contain_text("invalid phone number")
     expect(page.get_by_test_id(f"msg-row-{job}")).to_contain_text("renderer crashed")
-    page.screenshot(path=screenshot_dir / "queue-dead.png")
+    shot(page, screenshot_dir / "queue-dead.png")
 
     # Delete one dead message.
     page.get_by_test_id(f"msg-delete-{cai}").click()
     page.get_by_test_id("confirm-dialog").get_by_test_id("dialog-submit").click()
     expect(page.locator(ROWS)).to_have_count(2)
     expect(page.get_by_test_id("tab-count-dead")).to_have_text("2")
+
+    # A worker processes the last queued message; the acknowledged count follows live.
+    taken = rest.call("GET", f"/queue/message?queue={queue}&consumerId=worker-2")
+    assert taken["id"] == ana
+    rest.call("POST", "/queue/ack", {"id": ana, "lock_token": taken["lock_token"]})
+    expect(page.get_by_test_id("tab-count-acknowledged")).to_have_text("1")
+    expect(page.get_by_test_id("tab-count-main")).to_have_text("0")
 
     # The history dialog of a moved message tells its story from the activity log.
     wait_for_history(rest, ben, "move")
@@ -169,14 +182,14 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     expect(history.get_by_test_id("history-entry").nth(0)).to_have_attribute("data-action", "enqueue")
     expect(history.get_by_test_id("history-entry").nth(1)).to_have_attribute("data-action", "move")
     expect(history.get_by_test_id("history-payload")).to_contain_text("+34 600 000 001")
-    page.screenshot(path=screenshot_dir / "message-history.png")
+    shot(page, screenshot_dir / "message-history.png")
     history.get_by_test_id("dialog-close").click()
 
     # Activity, anomalies (the nack's dead-letter is a warning) and consumers.
     wait_for_history(rest, job, "move_to_dlq")
     page.get_by_test_id("tab-activity").click()
     expect(page.locator('[data-testid^="activity-row-"][data-action="move"]')).to_have_count(2)
-    page.screenshot(path=screenshot_dir / "queue-activity.png")
+    shot(page, screenshot_dir / "queue-activity.png")
     page.get_by_test_id("tab-anomalies").click()
     dlq = page.locator('[data-testid^="anomaly-row-"]', has_text="Dead-lettered")
     expect(dlq).to_have_count(1)
@@ -185,10 +198,11 @@ def test_message_lifecycle(page: Any, rest: RestClient, base_url: str, screensho
     expect(page.locator('[data-testid^="anomaly-row-"]')).to_have_count(0)
     page.get_by_test_id("filter-severity").select_option("")
     expect(dlq).to_have_count(1)
-    page.screenshot(path=screenshot_dir / "queue-anomalies.png")
+    shot(page, screenshot_dir / "queue-anomalies.png")
     page.get_by_test_id("tab-consumers").click()
     expect(page.get_by_test_id("consumer-row-worker-1")).to_be_visible()
-    page.screenshot(path=screenshot_dir / "queue-consumers.png")
+    expect(page.get_by_test_id("consumer-row-worker-2")).to_contain_text("1")
+    shot(page, screenshot_dir / "queue-consumers.png")
     assert_not_reloaded(page)
 
 
@@ -257,13 +271,13 @@ def test_spanish_dark_mode_and_phone(
     expect(page.get_by_test_id("queue-create")).to_have_text("+ Nueva cola")
     page.get_by_test_id("theme-toggle").click()
     assert page.evaluate("document.documentElement.dataset.theme") == "dark"
-    page.screenshot(path=screenshot_dir / "queues-dark-es.png")
+    shot(page, screenshot_dir / "queues-dark-es.png")
 
     page.get_by_test_id(f"queue-link-{queue}").click()
     expect(page.locator(ROWS)).to_have_count(3)
     expect(page.get_by_test_id("tab-dead")).to_contain_text("Mensajes muertos")
     expect(page.get_by_test_id("page-info")).to_have_text("Página 1 de 1 · 3 en total")
-    page.screenshot(path=screenshot_dir / "queue-dark-es.png")
+    shot(page, screenshot_dir / "queue-dark-es.png")
     for tab, table in [
         ("activity", "activity"),
         ("anomalies", "anomalies"),
@@ -281,11 +295,11 @@ def test_spanish_dark_mode_and_phone(
     page.get_by_test_id("tab-main").click()
     expect(page.locator(ROWS)).to_have_count(3)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=screenshot_dir / "phone-queue.png", full_page=True)
+    shot(page, screenshot_dir / "phone-queue.png", full_page=True)
     page.get_by_test_id("nav-queues").click()
     expect(page.get_by_test_id(f"queue-row-{queue}")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    page.screenshot(path=screenshot_dir / "phone-queues.png", full_page=True)
+    shot(page, screenshot_dir / "phone-queues.png", full_page=True)
 
 
 @pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
@@ -303,7 +317,7 @@ def test_api_key_prompt(browser: Any, request: pytest.FixtureRequest, screenshot
             prompt.get_by_test_id("field-key").fill("wrong-key")
             prompt.get_by_test_id("dialog-submit").click()
             expect(prompt.get_by_test_id("dialog-error")).to_contain_text("Invalid API key")
-            page.screenshot(path=screenshot_dir / "api-key.png")
+            shot(page, screenshot_dir / "api-key.png")
 
             prompt.get_by_test_id("field-key").fill("open-sesame")
             prompt.get_by_test_id("dialog-submit").click()

@@ -102,7 +102,7 @@ function messageDetails(message) {
 export function anomalyBadge(anomaly) {
   if (!anomaly) return null;
   return h('span', { class: `severity severity-${anomaly.severity}`, title: anomaly.description ?? '',
-    'data-testid': 'anomaly-badge' }, `${t(`severity.${anomaly.severity}`)}: ${anomaly.type}`);
+    'data-testid': 'anomaly-badge' }, `${t(`severity.${anomaly.severity}`)}: ${t(`anomaly.${anomaly.type}`)}`);
 }
 
 function historyEntry(entry) {
