@@ -83,9 +83,11 @@ export function localInputToIso(value) {
 /**
  * Coalesce calls to an async `fn`: it runs at most once per `waitMs`, never twice at the same
  * time, and a call that arrives while it runs triggers one more run afterwards, so the last
- * change is always seen. Used for SSE-driven refetches.
+ * change is always seen. Used for SSE-driven refetches. `waitMs` may be a function, read at
+ * each call, for views whose refetch costs more as they grow.
  */
 export function coalesce(fn, waitMs) {
+  const interval = typeof waitMs === 'function' ? waitMs : () => waitMs;
   let timer = null;
   let running = false;
   let pending = false;
@@ -112,7 +114,7 @@ export function coalesce(fn, waitMs) {
   }
   function schedule() {
     if (timer) return;
-    timer = setTimeout(run, Math.max(0, last + waitMs - Date.now()));
+    timer = setTimeout(run, Math.max(0, last + interval() - Date.now()));
   }
   schedule.cancel = () => {
     clearTimeout(timer);

@@ -208,7 +208,7 @@ export function renderQueuesPage(root) {
       replace(error, errorText(failure));
       error.hidden = false;
     }
-  }, 500);
+  }, () => Math.max(500, 25 * queues.length)); // one request per queue: refetch less often when there are many
 
   replace(root,
     h('section', { class: 'page' },
