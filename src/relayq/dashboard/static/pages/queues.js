@@ -10,19 +10,13 @@ export const STATUSES = ['queued', 'processing', 'dead', 'acknowledged', 'archiv
 const QUEUE_TYPES = ['standard', 'unlogged', 'partitioned'];
 const PARTITION_INTERVALS = ['hourly', 'daily', 'weekly'];
 
-/** Counts per status of one queue, from /queue/metrics (which also has acknowledged/archived). */
-export async function fetchCounts(name) {
-  const metrics = await api.get('queue/metrics', { queueName: name });
-  return Object.fromEntries(STATUSES.map((status) => [status, metrics[status] ?? 0]));
-}
-
+/** One request for every queue and status: GET /queues carries all five counts. */
 async function fetchQueues() {
   const { queues } = await api.get('queues');
-  const counts = await Promise.all(queues.map((queue) => fetchCounts(queue.name).catch(() => null)));
-  return queues.map((queue, index) => ({
+  return queues.map((queue) => ({
     ...queue,
-    counts: counts[index] || { queued: queue.message_count, processing: queue.processing_count,
-      dead: queue.dead_count, acknowledged: 0, archived: 0 },
+    counts: { queued: queue.message_count, processing: queue.processing_count, dead: queue.dead_count,
+      acknowledged: queue.acknowledged_count ?? 0, archived: queue.archived_count ?? 0 },
   }));
 }
 
