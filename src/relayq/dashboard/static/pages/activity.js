@@ -92,7 +92,7 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true 
   return { refresh, cleanup: () => refresh.cancel() };
 }
 
-/** Activity log of one queue, with a summary of the shown entries by action. */
+/** Activity log of one queue, with the server's count of every matching entry by action. */
 export function renderActivityTab(root, { queue }) {
   const head = [t('activity.time'), t('activity.action'), t('messages.id'), t('messages.type'), t('messages.consumer'),
     t('messages.attempts'), t('activity.processingTime'), t('messages.lastError'), t('activity.anomaly')];
@@ -109,11 +109,10 @@ export function renderActivityTab(root, { queue }) {
     async load(filters, offset) {
       const result = await api.get('queue/activity', { ...filters, queue_name: queue, limit: PAGE, offset,
         start_time: toUnixSeconds(filters.start_time), end_time: toUnixSeconds(filters.end_time) });
-      const byAction = {};
-      for (const entry of result.logs) byAction[entry.action] = (byAction[entry.action] || 0) + 1;
+      const byAction = result.summary?.by_action ?? {};
       return {
         rows: result.logs, total: result.pagination.total,
-        summary: [h('span', { class: 'muted' }, t('activity.summaryPage')),
+        summary: [h('span', { class: 'muted' }, t('activity.summaryAll')),
           Object.entries(byAction).map(([action, count]) => chip(t(`activityAction.${action}`), count))],
       };
     },
@@ -174,15 +173,16 @@ export function renderAnomaliesTab(root, { queue }) {
   });
 }
 
-/** Per-consumer counters (the API keeps them per consumer, across queues). */
-export function renderConsumersTab(root) {
+/** Per-consumer counters of one queue. */
+export function renderConsumersTab(root, { queue }) {
   const head = [t('messages.consumer'), t('consumers.dequeued'), t('consumers.acknowledged'), t('consumers.failed'),
     t('consumers.lastDequeue'), t('consumers.lastAck')];
   return filteredList(root, {
     testid: 'consumers', head, paged: false,
     fields: [{ key: 'consumer_id', label: t('messages.consumer') }],
     async load(filters) {
-      const { stats } = await api.get('queue/activity/consumers', { consumer_id: filters.consumer_id });
+      const { stats } = await api.get('queue/activity/consumers', { consumer_id: filters.consumer_id,
+        queue_name: queue });
       const rows = Object.entries(stats).map(([id, stat]) => ({ id, ...stat }));
       return {
         rows, total: rows.length,

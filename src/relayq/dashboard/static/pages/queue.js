@@ -36,7 +36,7 @@ function renderTab(content, name, tab, types, onChange) {
   if (MESSAGE_TABS.includes(tab)) return renderMessagesTab(content, { queue: name, queueType: tab, types, onChange });
   if (tab === 'activity') return renderActivityTab(content, { queue: name });
   if (tab === 'anomalies') return renderAnomaliesTab(content, { queue: name });
-  return renderConsumersTab(content);
+  return renderConsumersTab(content, { queue: name });
 }
 
 /** Render the page of queue `name` with `tab` open; returns a cleanup function. */
