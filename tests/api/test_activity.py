@@ -50,6 +50,7 @@ def test_lifecycle_history_reads_enqueue_dequeue_acknowledge(api: httpx.Client, 
     assert [e["action"] for e in entries] == ["enqueue", "dequeue", "acknowledge"]
     enq, deq, ack = entries
     assert enq["consumer_id"] == "producer" and enq["priority"] == 3 and enq["payload"] == {"n": 1}
+    assert enq["max_attempts"] == 3  # the queue's default, as stored
     assert deq["consumer_id"] == "w1" and deq["attempt_count"] == 1 and deq["queue"] == queue
     assert isinstance(ack["processing_time_ms"], int) and ack["triggered_by"] == "api"
     assert all(isinstance(e["timestamp"], int) and e["log_id"].isdigit() for e in entries)
