@@ -49,13 +49,12 @@ MAX_BATCHES_PER_PASS = 200
 RETAINED_STATUSES = ("acknowledged", "archived")
 TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
 
-DELETE_BATCH_SQL = """WITH doomed AS (
-    SELECT m.ctid FROM {table} AS m
-    WHERE m.queue_name = $1 AND m.status = $2 AND m.created_at < $3
+DELETE_BATCH_SQL = """DELETE FROM {table} AS m
+WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
+    SELECT d.id FROM {table} AS d
+    WHERE d.queue_name = $1 AND d.status = $2 AND d.created_at < $3
     LIMIT $4
-    FOR UPDATE SKIP LOCKED
-)
-DELETE FROM {table} AS m USING doomed WHERE m.ctid = doomed.ctid"""
+    FOR UPDATE SKIP LOCKED))"""
 
 # Subtract a detached partition's rows from the counters, in the one slot the DELETE trigger
 # would have used; rows of a queue since deleted or renamed were already forgotten.
@@ -155,7 +154,7 @@ class Maintenance:
                         report.skipped.append(queue.name)
                         return
                     try:
-                        tag = await tx.execute(sql, queue.name, status, queue.cutoff, batch)
+                        tag = await tx.execute(sql, queue.name, status, queue.cutoff, batch, queue.id)
                     except asyncpg.UndefinedTableError:  # queue deleted meanwhile
                         return
                 deleted = int(tag.rsplit(" ", 1)[-1])
