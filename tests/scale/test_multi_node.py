@@ -120,7 +120,7 @@ def test_queue_renamed_on_one_node_is_renamed_on_the_other(nodes: tuple[httpx.Cl
 
 def _worker_processes(pid: int) -> list[str]:
     """uvicorn's worker processes under its supervisor (not multiprocessing's resource tracker)."""
-    out = subprocess.run(["ps", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-o", "args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if "spawn_main" in line]
 
 
