@@ -135,7 +135,10 @@ class AdminService:
         tables = await self._tables(queue) if include_messages else []
         for status in STATUSES if tables else ():
             if counts[status]:
-                source = _union(tables, top=STATUS_ORDER[status])
+                # Across queues, every list but the acknowledged one (its index has no queue
+                # column) reads each queue's top 1000 through the per-queue indexes.
+                source = _union(tables, top=STATUS_ORDER[status],
+                                per_queue=queue is None and status != "acknowledged")
                 lists[status] = await self.db.fetch(
                     f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
                     *MessageFilter(status=status, queue=queue).args(),
@@ -268,12 +271,20 @@ class AdminService:
         return total
 
 
-def _union(tables: Sequence[str], top: str | None = None) -> str:
+def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = False) -> str:
     """The tables' rows matching WHERE_SQL as one source aliased `m`. With `top`, each table
-    contributes only its first 1000 rows in that order, so each reads its own index rather than
-    the union sorting every row (GET /queue/status over millions of messages)."""
+    contributes only its first 1000 rows in that order (each queue's first 1000 with
+    `per_queue`), so each part reads an index rather than the union sorting every row
+    (GET /queue/status over millions of messages)."""
     head = f" ORDER BY {top} LIMIT 1000" if top else ""
-    parts = [f"(SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}{head})" for t in tables]
+    if per_queue:
+        parts = [
+            f"(SELECT m.* FROM relay.queues q CROSS JOIN LATERAL (SELECT {ROW_COLUMNS} FROM {t} m "
+            f"WHERE {WHERE_SQL} AND m.queue_name = q.name{head}) m{head})"
+            for t in tables
+        ]
+    else:
+        parts = [f"(SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}{head})" for t in tables]
     return "(" + " UNION ALL ".join(parts) + ") m"
 
 
