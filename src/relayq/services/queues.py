@@ -187,10 +187,7 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
         async with self.db.transaction() as tx:
-            # FOR UPDATE waits for in-flight enqueues (they hold FOR KEY SHARE) and blocks new ones.
-            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
-            if row is None:
-                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            row = await _lock_queue(tx, name)
             table = MESSAGE_TABLES[row["queue_type"]]
             if not force:
                 busy = await tx.fetchval(
@@ -234,9 +231,7 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
-            if row is None:
-                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            row = await _lock_queue(tx, name)
             taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
             if taken or new_name == name:
                 raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
@@ -260,6 +255,15 @@ class QueueService:
         assert updated is not None
         counts = await self.counts(new_name)
         return queue_to_wire(updated, counts.get(new_name))
+
+
+async def _lock_queue(tx: Transaction, name: str) -> Row:
+    """Lock a queue row for delete/rename; FOR UPDATE waits for in-flight enqueues (they hold
+    FOR KEY SHARE on it) and keeps new ones out until commit."""
+    row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
+    if row is None:
+        raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+    return row
 
 
 async def forget_queue_bookkeeping(tx: Transaction, name: str) -> None:
