@@ -98,3 +98,39 @@ async def run_for(seconds: float, concurrency: int, op: Callable[[], Awaitable[N
 
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     return len(latencies), latencies
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@contextlib.contextmanager
+def private_cluster(settings: dict[str, str] | None = None) -> Iterator[str]:
+    """A throwaway PostgreSQL cluster with stock settings (autovacuum on) on a free port; yields
+    its admin URL. For measurements that depend on server settings a shared cluster may have
+    changed (the storage run needs autovacuum). Runs as `postgres` when started by root."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.support.server import free_port
+
+    bin_dir = PG_BIN if PG_BIN.exists() else Path(shutil.which("initdb") or "initdb").parent
+    folder = Path(tempfile.mkdtemp(prefix="relay-scale-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    options = " ".join(f"-c {k}={v}" for k, v in {"listen_addresses": "127.0.0.1", **(settings or {})}.items())
+    data = folder / "data"
+    subprocess.run([*prefix, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
+                    "-o", f"-p {port} -k {folder} {options}", "start"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(folder, ignore_errors=True)
