@@ -64,6 +64,12 @@ async def age(relay: Relay, table: str, ids: list[str], hours: float) -> None:
     )
 
 
+async def place(relay: Relay, ids: list[str], at: datetime) -> None:
+    """Move partitioned messages to creation time `at` (row movement keeps the counters right)."""
+    await relay.db.execute(
+        "UPDATE relay.messages_partitioned SET created_at = $2 WHERE id = ANY($1::text[])", ids, at)
+
+
 async def test_retention_deletes_old_finished_messages_in_batches(relay: Relay) -> None:
     queue = await new_queue(relay, retention_interval="2 hours")
     acked = await fill(relay, queue, 12, 10)
@@ -127,19 +133,21 @@ async def test_partitions_are_created_ahead_and_dropped_whole(relay: Relay) -> N
     acked = await fill(relay, queue, 10, 6)
     queued = [r["id"] for r in await relay.db.fetch(
         "SELECT id FROM relay.messages_partitioned WHERE queue_id = $1 AND status = 'queued'", ref.id)]
-    # Move rows into the old partitions (row movement keeps the counters right).
-    await age(relay, "relay.messages_partitioned", acked[:3] + queued[:1], 4.5)
-    await age(relay, "relay.messages_partitioned", acked[3:4], 1.5)
+    # Move rows into the old partitions, and one into the default partition (no partition there).
+    await place(relay, acked[:3] + queued[:1], now - 5 * step + timedelta(minutes=10))
+    await place(relay, acked[3:4], now - 2 * step + timedelta(minutes=10))
+    await place(relay, acked[4:5], now - 10 * step)
     assert (await counts_match(relay, "relay.messages_partitioned", queue)) == {"acknowledged": 6, "queued": 4}
 
     report = await Maintenance(relay.db, relay.settings).run_once()
 
     assert report.dropped_partitions == [old_name]
+    assert report.deleted[queue] == 1  # the expired acknowledged row in the default partition
     assert furthest in report.created_partitions
     names = await partition_names(relay, ref.id)
     assert old_name not in names and recent_name in names and furthest in names
     # A dropped partition takes every message in it, whatever its status.
-    assert await counts_match(relay, "relay.messages_partitioned", queue) == {"acknowledged": 3, "queued": 3}
+    assert await counts_match(relay, "relay.messages_partitioned", queue) == {"acknowledged": 2, "queued": 3}
     # Nothing more to do on a second pass.
     again = await Maintenance(relay.db, relay.settings).run_once()
     assert not again.dropped_partitions and not again.created_partitions
@@ -149,11 +157,11 @@ async def test_detached_partition_left_by_a_dead_process_is_finished(relay: Rela
     queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
                             retention_interval="1 week")
     ref = await relay.queues.resolve(queue)
-    name, ddl = time_partition_ddl(ref.id, "hourly", partition_start(datetime.now(UTC), "hourly")
-                                   - timedelta(days=30))
+    lo = partition_start(datetime.now(UTC), "hourly") - timedelta(days=30)
+    name, ddl = time_partition_ddl(ref.id, "hourly", lo)
     await relay.db.execute(ddl)
     acked = await fill(relay, queue, 3, 3)
-    await age(relay, "relay.messages_partitioned", acked[:2], 24 * 30 - 0.5)
+    await place(relay, acked[:2], lo + timedelta(minutes=10))
     await relay.db.execute(f"ALTER TABLE relay.messages_p{ref.id} DETACH PARTITION relay.{name}")
     # Detached but not yet dropped: the counters still include its two rows.
     assert (await relay.queues.counts(queue))[queue]["acknowledged"] == 3

@@ -52,7 +52,7 @@ TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
 DELETE_BATCH_SQL = """DELETE FROM {table} AS m
 WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
     SELECT d.id FROM {table} AS d
-    WHERE d.queue_name = $1 AND d.status = $2 AND d.created_at < $3
+    WHERE d.queue_name = $1 AND d.queue_id = $5 AND d.status = $2 AND d.created_at < $3
     LIMIT $4
     FOR UPDATE SKIP LOCKED))"""
 
@@ -140,12 +140,11 @@ class Maintenance:
     # ----- retention by DELETE -----------------------------------------------------------
     async def _delete_expired(self, queue: QueueSchedule, report: PassReport) -> None:
         """Delete finished messages older than the cut-off, one bounded batch per transaction."""
-        if queue.kind == "partitioned":
-            # Time partitions go whole (_drop_expired); only the default partition needs deletes.
-            table = f"relay.messages_p{int(queue.id)}_default"
-        else:
-            table = MESSAGE_TABLES[queue.kind]  # type: ignore[index]
-        sql = DELETE_BATCH_SQL.format(table=table)
+        # Partitioned queues too go through the parent: the counting triggers are statement
+        # triggers on the parent, which a DELETE aimed at one partition would not fire. Expired
+        # partitions are gone by now (_drop_expired), so this finds rows of the default
+        # partition and of the one partition that straddles the cut-off.
+        sql = DELETE_BATCH_SQL.format(table=MESSAGE_TABLES[queue.kind])  # type: ignore[index]
         batch = self.settings.retention_batch_size
         for status in RETAINED_STATUSES:
             for _ in range(MAX_BATCHES_PER_PASS):
