@@ -66,6 +66,9 @@ class Settings:
     statement_timeout_ms: int = _env("POSTGRES_STATEMENT_TIMEOUT_MS", 30000)
     statement_cache_size: int = _env("POSTGRES_STATEMENT_CACHE_SIZE", 200, doc="0 for pgbouncer transaction mode")
     data_dir: str = _env("RELAY_DATA_DIR", "", doc="embedded PostgreSQL data directory")
+    listen_database_url: str = _env(
+        "LISTEN_DATABASE_URL", "", doc="direct URL for LISTEN (live events) when DATABASE_URL goes through pgbouncer"
+    )
 
     host: str = _env("HOST", "0.0.0.0")
     port: int = _env("PORT", 3001)

@@ -228,7 +228,9 @@ class EventStream:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.db.dsn, timeout=self.db.settings.connect_timeout)
+                conn = await asyncpg.connect(
+                    self.db.settings.listen_database_url or self.db.dsn, timeout=self.db.settings.connect_timeout
+                )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
