@@ -183,16 +183,9 @@ class Maintenance:
             if name in existing:
                 continue
             try:
-                async with self.db.transaction() as tx:
-                    if not await _try_lock(tx, queue.id):
-                        report.skipped.append(queue.name)
-                        return
-                    await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-                    await tx.execute(ddl)
+                if not await self._locked_ddl(queue, ddl, report):
+                    return
                 report.created_partitions.append(name)
-            except asyncpg.LockNotAvailableError:
-                report.skipped.append(queue.name)
-                return
             except asyncpg.CheckViolationError:
                 # The default partition already holds rows of this range (maintenance was off
                 # for longer than PARTITIONS_AHEAD intervals). They stay there, still served
@@ -200,6 +193,24 @@ class Maintenance:
                 log.warning("maintenance: default partition of %s holds rows for %s", queue.name, name)
             except asyncpg.UndefinedTableError:
                 return
+
+    async def _locked_ddl(self, queue: QueueSchedule, ddl: str, report: PassReport) -> bool:
+        """Run partition DDL under the queue's maintenance lock and a short lock timeout.
+
+        False (and the queue noted as skipped) when another process holds the job or the table
+        is busy; the next pass retries, so no DDL ever queues behind traffic for long.
+        """
+        try:
+            async with self.db.transaction() as tx:
+                if not await _try_lock(tx, queue.id):
+                    report.skipped.append(queue.name)
+                    return False
+                await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                await tx.execute(ddl)
+        except asyncpg.LockNotAvailableError:
+            report.skipped.append(queue.name)
+            return False
+        return True
 
     async def _drop_expired(self, queue: QueueSchedule, report: PassReport) -> None:
         """Detach every time partition whose whole range is older than the cut-off."""
@@ -213,15 +224,9 @@ class Maintenance:
             if lo + step > queue.cutoff:
                 continue
             try:
-                async with self.db.transaction() as tx:
-                    if not await _try_lock(tx, queue.id):
-                        report.skipped.append(queue.name)
-                        return
-                    await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
-                    await tx.execute(f"ALTER TABLE relay.messages_p{int(queue.id)} DETACH PARTITION relay.{name}")
-            except asyncpg.LockNotAvailableError:
-                report.skipped.append(queue.name)
-                return
+                detach = f"ALTER TABLE relay.messages_p{int(queue.id)} DETACH PARTITION relay.{name}"
+                if not await self._locked_ddl(queue, detach, report):
+                    return
             except (asyncpg.UndefinedTableError, asyncpg.InvalidTableDefinitionError):
                 continue  # dropped or detached by another process meanwhile
 
