@@ -96,7 +96,8 @@ class Settings:
     coalesce_enabled: bool = _env("ENQUEUE_BUFFER_ENABLED", True, doc="natural batching of single-message requests")
     coalesce_max_batch: int = _env("ENQUEUE_BUFFER_MAX_SIZE", 500, doc="most items one coalesced statement carries")
     coalesce_max_inflight: int = _env(
-        "ENQUEUE_BUFFER_MAX_INFLIGHT", 4, doc="coalesced statements in flight per queue before requests wait"
+        "ENQUEUE_BUFFER_MAX_INFLIGHT", 0,
+        doc="most coalesced statements in flight per operation and queue; 0 = the pool size",
     )
 
     activity_log_enabled: bool = _env("ACTIVITY_LOG_ENABLED", True)

@@ -78,3 +78,34 @@ async def test_unknown_queue_fails_alone(relay: Relay) -> None:
     results = await asyncio.gather(good, relay.messages.enqueue([bad_item]), return_exceptions=True)
     assert not isinstance(results[0], BaseException)
     assert getattr(results[1], "code", None) == "QUEUE_NOT_FOUND"
+
+
+def test_inflight_limit_follows_statement_latency() -> None:
+    from relayq.services.coalesce import Coalescer
+
+    async def run(_: None, items: list[int]) -> list[int]:
+        return items
+
+    coalescer: Coalescer[None, int, int] = Coalescer(run, max_batch=10, max_inflight=20)
+    assert coalescer.inflight_limit() == 2  # nothing measured yet
+    coalescer.latency = 0.0005  # local database
+    assert coalescer.inflight_limit() == 2
+    coalescer.latency = 0.3  # 300 ms round trips: every pool connection may carry a statement
+    assert coalescer.inflight_limit() == 20
+    coalescer.latency = 0.012
+    assert coalescer.inflight_limit() == 6
+
+
+def test_latency_floor_ignores_slow_outliers() -> None:
+    from relayq.services.coalesce import Coalescer
+
+    async def run(_: None, items: list[int]) -> list[int]:
+        return items
+
+    coalescer: Coalescer[None, int, int] = Coalescer(run, max_batch=10, max_inflight=20)
+    for elapsed in (0.001, 0.050, 0.001, 0.080, 0.001):
+        coalescer._observe(elapsed)
+    assert coalescer.latency < 0.002  # a busy CPU's slow statements don't open more slots
+    for _ in range(400):
+        coalescer._observe(0.3)  # the database really moved far away
+    assert coalescer.inflight_limit() == 20

@@ -5,12 +5,22 @@ list; when a slot frees up they all go out together in the next statement. An id
 sends each request at once (no timer, no added latency), and a busy one turns N commits into
 one. Each caller gets its own result (or its own exception) only after the statement that
 carried its item has committed.
+
+How many statements may be in flight adapts to the database's latency: on a local database
+(a millisecond per statement) two slots keep it busy and let batches form; on a remote one
+(hundreds of milliseconds) waiting for a slot would cost a whole round trip, so the limit rises
+towards `max_inflight` (the pool size) in proportion to the statement time. The measure is
+the floor of recent statement times (network round trip plus execution), not their average:
+on a CPU-bound machine the average grows with load, and answering load with more concurrent
+statements would only add to it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -32,12 +42,17 @@ class Coalescer(Generic[K, T, R]):
         *,
         max_batch: int,
         max_inflight: int,
+        min_inflight: int = 2,
+        seconds_per_slot: float = 0.002,
         weight: Callable[[T], int] = lambda item: 1,
         identity: Callable[[T], Hashable] | None = None,
     ) -> None:
         self._run = run
         self.max_batch = max_batch
         self.max_inflight = max_inflight
+        self.min_inflight = min(min_inflight, max_inflight)
+        self.seconds_per_slot = seconds_per_slot
+        self.latency = 0.0  # floor of recent statement times, seconds (0: nothing measured yet)
         self._weight = weight
         self._identity = identity
         self._pending: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
@@ -49,9 +64,21 @@ class Coalescer(Generic[K, T, R]):
         """Send `item` in the next statement for `key`; returns its own result."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.setdefault(key, []).append((item, future))
-        if self._inflight.get(key, 0) < self.max_inflight:
+        if self._inflight.get(key, 0) < self.inflight_limit():
             self._launch(key)
         return await future
+
+    def _observe(self, elapsed: float) -> None:
+        """Track the floor: drop to a faster statement at once, drift up slowly otherwise."""
+        if not self.latency or elapsed < self.latency:
+            self.latency = elapsed
+        else:
+            self.latency += (elapsed - self.latency) * 0.01
+
+    def inflight_limit(self) -> int:
+        """Statements allowed in flight per key, from the measured statement latency."""
+        wanted = math.ceil(self.latency / self.seconds_per_slot) if self.latency else self.min_inflight
+        return max(self.min_inflight, min(self.max_inflight, wanted))
 
     def _launch(self, key: K) -> None:
         pending = self._pending.get(key)
@@ -86,8 +113,10 @@ class Coalescer(Generic[K, T, R]):
     async def _execute(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.statements += 1
         self.items += len(batch)
+        started = time.perf_counter()
         try:
             results = await self._run(key, [item for item, _ in batch])
+            self._observe(time.perf_counter() - started)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue

@@ -84,7 +84,7 @@ class MessageService:
         self.hub = hub
         self.waiters = waiters
         self.coalescing = settings.coalesce_enabled
-        batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight
+        batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight or settings.pool_size
         self._enqueues: Coalescer[None, NewMessage, Enqueued] = Coalescer(
             self._enqueue_coalesced, max_batch=batch, max_inflight=inflight
         )
