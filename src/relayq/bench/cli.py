@@ -139,7 +139,7 @@ class Bench:
         """Print the table (and write the JSON); 1 when a test failed."""
         config = self._config()
         print(self._header(config))
-        print(table(rows))
+        print(table(rows, self.args.db_latency_ms))
         print()
         print(footnotes(rows))
         for test, error in self.errors.items():
@@ -294,7 +294,7 @@ class Bench:
                 if kind == "driver":
                     await item[1].close()
                 elif kind == "server":
-                    await asyncio.to_thread(item[1].stop)
+                    await asyncio.to_thread(item[1].stop, bool(self.errors))
                 elif kind == "proxy":
                     item[1].stop()
                 elif kind == "db" and not self.args.keep_databases:

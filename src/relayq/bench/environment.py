@@ -186,8 +186,8 @@ class ServerProcess:
         """The server's process and its uvicorn worker children (for the profiler)."""
         return [self.process.pid]
 
-    def stop(self) -> None:
-        """Graceful stop (SIGTERM), then kill."""
+    def stop(self, keep_log: bool = False) -> None:
+        """Graceful stop (SIGTERM), then kill; the log is kept (and named) when asked."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -195,5 +195,8 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if keep_log:
+            print(f"relay bench: server log kept at {self.log_file.name}", file=sys.stderr)
+            return
         with contextlib.suppress(OSError):
             os.unlink(self.log_file.name)

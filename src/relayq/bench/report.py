@@ -104,9 +104,19 @@ HEADER = ("Operation", "Ops/Sec", "Msgs/Sec", "Latency Avg", "p50", "p95", "p99"
           "vs limit")
 
 
-def table(rows: Sequence[Row]) -> str:
-    """The seed's table, extended; composite operations get one indented line per step."""
-    lines: list[tuple[str, ...]] = [HEADER]
+def table(rows: Sequence[Row], rtt_ms: float = 0.0) -> str:
+    """The seed's table, extended; composite operations get one indented line per step.
+
+    With an injected latency, `p50/RTT` says how many sequential database round trips a request
+    really waited for; it exposes round trips the database layer's counter cannot see (such as
+    a connection-pool reset query).
+    """
+    header = HEADER + (("p50/RTT",) if rtt_ms > 0 else ())
+    lines: list[tuple[str, ...]] = [header]
+
+    def per_rtt(p50: float) -> tuple[str, ...]:
+        return (f"{p50 / rtt_ms:.2f}",) if rtt_ms > 0 else ()
+
     for row in rows:
         run = row.relay
         scenario = SCENARIOS[run.scenario]
@@ -118,15 +128,15 @@ def table(rows: Sequence[Row]) -> str:
             label, _rate(run.ops_per_sec), _rate(run.items_per_sec), _ms(lat["avg"]), _ms(lat["p50"]),
             _ms(lat["p95"]), _ms(lat["p99"]), queries,
             _rate(row.limit.items_per_sec) if row.limit is not None else "-",
-            f"{row.vs_limit:.2f}x" if row.vs_limit is not None else "-",
+            f"{row.vs_limit:.2f}x" if row.vs_limit is not None else "-", *per_rtt(lat["p50"]),
         ))
         if not scenario.primary_is_step:
             for name, samples in run.steps.items():
                 s = latency_summary(samples)
                 rate = len(samples) / run.elapsed if run.elapsed > 0 else 0.0
                 lines.append((f"  - {name}", _rate(rate), "", _ms(s["avg"]), _ms(s["p50"]), _ms(s["p95"]),
-                              _ms(s["p99"]), "", "", ""))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
+                              _ms(s["p99"]), "", "", "", *per_rtt(s["p50"])))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for n, line in enumerate(lines):
         cells = [line[0].ljust(widths[0])] + [cell.rjust(widths[i]) for i, cell in enumerate(line) if i > 0]
