@@ -81,7 +81,10 @@ class Settings:
     reaper_interval_ms: int = _env("REAPER_INTERVAL_MS", 500)
     event_flush_ms: int = _env("EVENT_FLUSH_MS", 100, doc="coalescing window for change notifications")
     coalesce_enabled: bool = _env("ENQUEUE_BUFFER_ENABLED", True, doc="natural batching of single-message requests")
-    coalesce_max_batch: int = _env("ENQUEUE_BUFFER_MAX_SIZE", 500)
+    coalesce_max_batch: int = _env("ENQUEUE_BUFFER_MAX_SIZE", 500, doc="most items one coalesced statement carries")
+    coalesce_max_inflight: int = _env(
+        "ENQUEUE_BUFFER_MAX_INFLIGHT", 4, doc="coalesced statements in flight per queue before requests wait"
+    )
 
     activity_log_enabled: bool = _env("ACTIVITY_LOG_ENABLED", True)
     activity_log_retention_hours: int = _env("ACTIVITY_LOG_RETENTION_HOURS", 168)

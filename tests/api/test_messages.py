@@ -317,6 +317,7 @@ def test_idempotent_enqueue(api: httpx.Client, queue: str) -> None:
         {"type": "x", "payload": 5, "queue": queue, "idempotencyKey": "k2"},
     ]).json()
     assert batch["ids"][0] == first.json()["id"] and batch["ids"][1] == batch["ids"][2]
+    assert batch["message"] == "Batch processed: 1/3 messages enqueued" and batch["count"] == 3
     metrics = api.get("/queue/metrics", params={"queueName": queue}).json()
     assert metrics["queued"] == 2
 

@@ -2,7 +2,7 @@
 
 Several server processes may start at once against one database; the advisory lock makes
 exactly one of them apply the pending migrations while the others wait and then find nothing
-to do. Applied versions are recorded in `relay.schema_migrations`.
+to do. All pending migrations apply in one transaction: all or none. Applied versions are recorded in `relay.schema_migrations`.
 """
 
 from __future__ import annotations
@@ -44,10 +44,14 @@ def schema_sql() -> str:
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply pending migrations; return the versions applied by this call."""
+    """Apply pending migrations in one transaction; return the versions applied by this call.
+
+    The lock is transaction-scoped (pg_advisory_xact_lock), so it also works through
+    pgbouncer in transaction mode, and it is released even if the process dies mid-way.
+    """
     applied_now: list[int] = []
-    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-    try:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(
             """CREATE SCHEMA IF NOT EXISTS relay;
             CREATE TABLE IF NOT EXISTS relay.schema_migrations (
@@ -59,16 +63,13 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
         for migration in load_migrations():
             if migration.version in done:
                 continue
-            async with conn.transaction():
-                await conn.execute(migration.sql)
-                await conn.execute(
-                    "INSERT INTO relay.schema_migrations (version, name) VALUES ($1, $2)",
-                    migration.version,
-                    migration.name,
-                )
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO relay.schema_migrations (version, name) VALUES ($1, $2)",
+                migration.version,
+                migration.name,
+            )
             applied_now.append(migration.version)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return applied_now
 
 

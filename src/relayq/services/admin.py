@@ -125,46 +125,37 @@ class AdminService:
 
     async def status(self, queue: str | None, include_messages: bool) -> dict[str, Any]:
         """Counts per status and priority, types, and (optionally) the first 1000 of each list."""
-        source = await self._source(queue)
         counts = dict.fromkeys(STATUSES, 0)
         priorities = {str(p): 0 for p in range(10)}
-        types: list[str] = []
+        for row in await self.queues.count_rows(queue):
+            counts[row["status"]] += row["n"]
+            if row["status"] == "queued":
+                priorities[str(row["priority"])] += row["n"]
+        types = [r["type"] for r in await self.db.fetch(
+            "SELECT DISTINCT type FROM relay.message_types WHERE $1::text IS NULL OR queue_name = $1 ORDER BY 1",
+            queue)]
         lists: dict[str, list[Mapping[str, Any]]] = {s: [] for s in STATUSES}
+        source = await self._source(queue) if include_messages else None
         if source is not None:
-            base = MessageFilter(queue=queue).args()
-            for row in await self.db.fetch(
-                f"SELECT m.status, m.priority, count(*) AS n FROM {source} GROUP BY 1, 2", *base
-            ):
-                counts[row["status"]] += row["n"]
-                if row["status"] == "queued":
-                    priorities[str(row["priority"])] += row["n"]
-            types = [r["type"] for r in await self.db.fetch(
-                f"SELECT DISTINCT m.type FROM {source} WHERE m.type IS NOT NULL ORDER BY 1", *base)]
-            if include_messages:
-                for status in STATUSES:
-                    if counts[status]:
-                        args = MessageFilter(status=status, queue=queue).args()
-                        lists[status] = await self.db.fetch(
-                            f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
-                            *args,
-                        )
+            for status in STATUSES:
+                if counts[status]:
+                    lists[status] = await self.db.fetch(
+                        f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
+                        *MessageFilter(status=status, queue=queue).args(),
+                    )
         return {"counts": counts, "priorities": priorities, "types": types, "lists": lists}
 
     async def metrics(self, queue: str | None) -> dict[str, Any]:
-        """Counts per status plus average and largest payload size."""
-        source = await self._source(queue)
+        """Counts per status plus average and largest payload size (from the counters)."""
         counts = dict.fromkeys(STATUSES, 0)
-        avg, biggest = 0.0, 0
-        if source is not None:
-            args = MessageFilter(queue=queue).args()
-            for row in await self.db.fetch(f"SELECT m.status, count(*) AS n FROM {source} GROUP BY 1", *args):
-                counts[row["status"]] = row["n"]
-            sizes = await self.db.fetchrow(
-                f"SELECT coalesce(avg(m.payload_size), 0)::float8 AS avg, coalesce(max(m.payload_size), 0) AS max "
-                f"FROM {source}", *args)
-            assert sizes is not None
-            avg, biggest = round(sizes["avg"], 2), int(sizes["max"])
-        return {"counts": counts, "avg_payload_size": avg, "max_payload_size": biggest}
+        total = size_sum = biggest = 0
+        for row in await self.queues.count_rows(queue):
+            counts[row["status"]] += row["n"]
+            total += row["n"]
+            size_sum += row["payload_sum"]
+            biggest = max(biggest, row["payload_max"] or 0)
+        avg = round(size_sum / total, 2) if total else 0.0
+        return {"counts": counts, "avg_payload_size": float(avg), "max_payload_size": int(biggest)}
 
     # ----- writes ------------------------------------------------------------------------
     async def move(self, ids: Sequence[str], from_status: str, to_status: str, reason: str | None) -> int:
@@ -253,6 +244,9 @@ class AdminService:
             for row in rows:
                 affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
                 total += row["n"]
+        if status is None:  # nothing left: forget the types seen too
+            await self.db.execute(
+                "DELETE FROM relay.message_types WHERE $1::text IS NULL OR queue_name = $1", queue)
         action = "clear_all_queues" if status is None and queue is None else "clear_queue"
         await self.hub.publish_durable(Change(
             action, queue, consumer_id=ADMIN_CONSUMER, batch_size=total,

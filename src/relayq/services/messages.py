@@ -21,6 +21,7 @@ from relayq.db.queries import QUERIES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, new_message_id, storage_of
 from relayq.services.changes import Change, ChangeHub
+from relayq.services.coalesce import Coalescer
 from relayq.services.queues import QueueRef, QueueService
 from relayq.services.waiters import Waiters
 
@@ -82,10 +83,42 @@ class MessageService:
         self.queues = queues
         self.hub = hub
         self.waiters = waiters
+        self.coalescing = settings.coalesce_enabled
+        batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight
+        self._enqueues: Coalescer[None, NewMessage, Enqueued] = Coalescer(
+            self._enqueue_coalesced, max_batch=batch, max_inflight=inflight
+        )
+        self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]]] = Coalescer(
+            self._claim_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: request.count
+        )
+        self._acks: Coalescer[None, tuple[str, str | None], Settled] = Coalescer(
+            self._ack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: item[0]
+        )
 
     # ----- enqueue ---------------------------------------------------------------------
     async def enqueue(self, items: Sequence[NewMessage], *, batch: bool = False) -> list[Enqueued]:
         """Store every item or none; 404 if any named queue does not exist."""
+        if self.coalescing and not batch and len(items) == 1:
+            await self.queues.resolve(items[0].queue)  # an unknown queue fails alone, before coalescing
+            return [await self._enqueues.submit(None, items[0])]
+        return await self._enqueue_now(items, batch=batch)
+
+    async def _enqueue_coalesced(self, _: None, items: list[NewMessage]) -> list[Enqueued | BaseException]:
+        """One statement for many single-message requests; if it fails, each item runs alone."""
+        try:
+            return list(await self._enqueue_now(items, batch=False))
+        except RelayError:
+            if len(items) == 1:
+                raise
+        outcomes: list[Enqueued | BaseException] = []
+        for item in items:
+            try:
+                outcomes.extend(await self._enqueue_now([item], batch=False))
+            except RelayError as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _enqueue_now(self, items: Sequence[NewMessage], *, batch: bool) -> list[Enqueued]:
         refs = {name: await self.queues.resolve(name) for name in dict.fromkeys(i.queue for i in items)}
         ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
         try:
@@ -228,18 +261,38 @@ class MessageService:
     async def _claim(
         self, ref: QueueRef, count: int, ack_timeout: float | None, consumer_id: str | None, type_filter: str | None
     ) -> list[Mapping[str, Any]]:
+        request = _ClaimRequest(count, ack_timeout, consumer_id)
+        if self.coalescing:
+            return await self._claims.submit((ref, type_filter), request)
+        return (await self._claim_coalesced((ref, type_filter), [request]))[0]
+
+    async def _claim_coalesced(
+        self, key: tuple[QueueRef, str | None], requests: list[_ClaimRequest]
+    ) -> list[list[Mapping[str, Any]]]:
+        """One claim statement for several dequeue requests; slot n of the claim goes to request n."""
+        ref, type_filter = key
+        overrides: list[float | None] = []
+        consumers: list[str | None] = []
+        owner: list[int] = []
+        for index, request in enumerate(requests):
+            overrides += [request.ack_timeout] * request.count
+            consumers += [request.consumer_id] * request.count
+            owner += [index] * request.count
         rows = await self.db.fetch(
-            QUERIES.get("dequeue", ref.kind), ref.name, count, ack_timeout, consumer_id, ref.id, type_filter
+            QUERIES.get("dequeue", ref.kind), ref.name, len(owner), overrides, consumers, ref.id, type_filter
         )
-        if len(rows) > 1:
-            rows.sort(key=lambda r: (-r["priority"], r["created_at"], r["seq"]))
-        return rows
+        shares: list[list[Mapping[str, Any]]] = [[] for _ in requests]
+        for row in sorted(rows, key=lambda r: r["slot"]):
+            shares[owner[row["slot"] - 1]].append(row)
+        return shares
 
     # ----- ack ---------------------------------------------------------------------------
     async def ack(self, items: Sequence[tuple[str, str | None]], *, batch: bool = False) -> Settled:
         """Acknowledge leased messages; each item is (id, lock_token or None to skip fencing)."""
-        settled = await self._settle(items, lambda kind, ids, tokens, qids: (
-            QUERIES.get("ack", kind), ids, tokens, qids))
+        if self.coalescing and not batch and len(items) == 1:
+            settled = await self._acks.submit(None, items[0])
+        else:
+            settled = await self._settle(items, _ack_statement)
         now = time.time()
         by_queue = _group_rows(settled.rows)
         for queue, rows in by_queue.items():
@@ -247,6 +300,15 @@ class MessageService:
                                     batch_size=len(items) if batch else None))
         await self._report_lock_lost("acknowledge", settled, items)
         return settled
+
+    async def _ack_coalesced(self, _: None, items: list[tuple[str, str | None]]) -> list[Settled]:
+        """One ack statement for several single-ack requests (distinct ids); results split per request."""
+        settled = await self._settle(items, _ack_statement)
+        applied = {row["id"]: row for row in settled.rows}
+        failed = {f.id: f for f in settled.failures}
+        return [
+            Settled([applied[mid]], []) if mid in applied else Settled([], [failed[mid]]) for mid, _ in items
+        ]
 
     # ----- nack --------------------------------------------------------------------------
     async def nack(
@@ -354,6 +416,19 @@ class MessageService:
             "lock_stolen", current.get("queue_name"), rows=[dict(current)],
             context={"operation": op, "presented_lock_token": token},
         ))
+
+
+@dataclass(frozen=True, slots=True)
+class _ClaimRequest:
+    """One dequeue request inside a coalesced claim."""
+
+    count: int
+    ack_timeout: float | None
+    consumer_id: str | None
+
+
+def _ack_statement(kind: StorageKind, ids: list[str], tokens: list[str | None], qids: list[int] | None) -> tuple[Any, ...]:
+    return (QUERIES.get("ack", kind), ids, tokens, qids)
 
 
 class _StaleQueues(Exception):

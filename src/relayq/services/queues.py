@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relayq.config import Settings
-from relayq.db.database import Database, Transaction
+from relayq.db.database import Database, Row, Transaction
 from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
@@ -31,12 +31,13 @@ QUEUE_COLUMNS = """q.id, q.name, q.queue_type, q.ack_timeout_seconds, q.max_atte
     q.partition_interval, q.retention_interval, q.description,
     extract(epoch FROM q.created_at)::float8 AS created_at, extract(epoch FROM q.updated_at)::float8 AS updated_at"""
 
-# Live counts per queue and status over the three message tables.
-COUNTS_SQL = " UNION ALL ".join(
-    f"SELECT queue_name, status, count(*) AS n FROM {table} WHERE ($1::text IS NULL OR queue_name = $1)"
-    " GROUP BY queue_name, status"
-    for table in MESSAGE_TABLES.values()
-)
+# Live counts per queue and status, from the trigger-maintained counters (migration 0003): a
+# few hundred rows whatever the number of messages.
+COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(payload_sum)::bigint AS payload_sum,
+        max(payload_max) AS payload_max
+    FROM (SELECT * FROM relay.message_counts UNION ALL SELECT * FROM relay.message_counts_unlogged) c
+    WHERE ($1::text IS NULL OR queue_name = $1)
+    GROUP BY queue_name, status, priority"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +101,14 @@ class QueueService:
     async def counts(self, name: str | None = None) -> dict[str, dict[str, int]]:
         """{queue: {status: count}} for every queue (or one)."""
         result: dict[str, dict[str, int]] = {}
-        for row in await self.db.fetch(COUNTS_SQL, name):
+        for row in await self.count_rows(name):
             per = result.setdefault(row["queue_name"], dict.fromkeys(STATUSES, 0))
             per[row["status"]] += row["n"]
         return result
+
+    async def count_rows(self, name: str | None = None) -> list[Row]:
+        """Counter rows per (queue, status, priority): n, payload_sum, payload_max."""
+        return [r for r in await self.db.fetch(COUNTS_SQL, name) if r["n"]]
 
     async def list(self) -> list[dict[str, Any]]:
         """Every queue with its live counts, oldest first."""
@@ -175,10 +180,7 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
         async with self.db.transaction() as tx:
-            # FOR UPDATE waits for in-flight enqueues (they hold FOR KEY SHARE) and blocks new ones.
-            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
-            if row is None:
-                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            row = await _lock_queue(tx, name)
             table = MESSAGE_TABLES[row["queue_type"]]
             if not force:
                 busy = await tx.fetchval(
@@ -193,6 +195,7 @@ class QueueService:
                 await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+            await forget_queue_bookkeeping(tx, name)
             await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
         self.forget(name)
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
@@ -208,6 +211,8 @@ class QueueService:
             "RETURNING m.id, m.status",
             name, status,
         )
+        if status == "all":
+            await self.db.execute("DELETE FROM relay.message_types WHERE queue_name = $1", name)
         await self.hub.publish_durable(Change(
             "purge_queue", name, rows=[dict(r) for r in rows], consumer_id=ADMIN_CONSUMER,
             batch_size=len(rows), context={"status": status, "deleted_count": len(rows)},
@@ -219,9 +224,7 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
         async with self.db.transaction() as tx:
-            row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
-            if row is None:
-                raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+            row = await _lock_queue(tx, name)
             taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
             if taken or new_name == name:
                 raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
@@ -238,12 +241,32 @@ class QueueService:
                 name, new_name,
             )
             await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
+            await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
         self.forget(name)
         self.hub.publish(Change("rename_queue", new_name, consumer_id=ADMIN_CONSUMER,
                                 context={"old_name": name, "new_name": new_name}))
         assert updated is not None
         counts = await self.counts(new_name)
         return queue_to_wire(updated, counts.get(new_name))
+
+
+async def _lock_queue(tx: Transaction, name: str) -> Row:
+    """Lock a queue row for delete/rename; FOR UPDATE waits for in-flight enqueues (they hold
+    FOR KEY SHARE on it) and keeps new ones out until commit."""
+    row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
+    if row is None:
+        raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+    return row
+
+
+async def forget_queue_bookkeeping(tx: Transaction, name: str) -> None:
+    """Drop a queue's counter and type rows once its messages are gone or renamed away.
+
+    Dropping a partitioned queue's tables fires no DELETE trigger, so the counters are removed
+    here rather than decremented.
+    """
+    for table in ("relay.message_counts", "relay.message_counts_unlogged", "relay.message_types"):
+        await tx.execute(f"DELETE FROM {table} WHERE queue_name = $1", name)
 
 
 async def create_queue_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:

@@ -13,7 +13,7 @@ from relayq.api.validation import Field, parse_fields, parse_query, require_obje
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import message_to_wire
 from relayq.runtime import Relay
-from relayq.services.messages import NewMessage
+from relayq.services.messages import NewMessage, Settled
 
 ENQUEUE_FIELDS = (
     Field("type", "str", required=True, doc="free-form type used for filtering"),
@@ -107,7 +107,8 @@ async def enqueue_batch(request: Request) -> Response:
                          details=[{"field": "", "message": f"at most {r.settings.max_batch_size} items"}])
     items = [_new_message(r, raw, f"{index}.") for index, raw in enumerate(body)]
     results = await r.messages.enqueue(items, batch=True) if items else []
-    return ok({"message": f"Batch processed: {len(results)}/{len(body)} messages enqueued",
+    stored = sum(not x.duplicate for x in results)  # duplicates reuse an existing id, store nothing
+    return ok({"message": f"Batch processed: {stored}/{len(body)} messages enqueued",
                "count": len(results), "ids": [x.id for x in results]}, 201)
 
 
@@ -153,15 +154,21 @@ async def ack(request: Request) -> Response:
     values = parse_fields(ACK_FIELDS, require_object(await read_json(request)))
     _require_token(r, values["lock_token"], "lock_token")
     settled = await r.messages.ack([(values["id"], values["lock_token"])])
-    if settled.failures:
-        failure = settled.failures[0]
-        if failure.code == "NOT_FOUND":
-            raise RelayError(400, "NOT_FOUND", "Message not found")
-        if failure.code == "INVALID_STATE":
-            raise RelayError(400, "INVALID_STATE", f"Message is not in processing state (current: {failure.status})")
-        raise RelayError(409, "LOCK_LOST", "Lock lost - lock_token mismatch. The message was re-queued and picked "
-                         "up by another worker.", error="LOCK_LOST")
+    _raise_failure(settled, 400, "Lock lost - lock_token mismatch. The message was re-queued and picked up by "
+                   "another worker.")
     return ok({"message": "Message acknowledged"})
+
+
+def _raise_failure(settled: Settled, state_status: int, lost_text: str) -> None:
+    """A single ack/nack that did not apply: the original's status codes (400 for ack, 404 for nack)."""
+    if not settled.failures:
+        return
+    failure = settled.failures[0]
+    if failure.code == "NOT_FOUND":
+        raise RelayError(state_status, "NOT_FOUND", "Message not found")
+    if failure.code == "INVALID_STATE":
+        raise RelayError(state_status, "INVALID_STATE", f"Message is not in processing state (current: {failure.status})")
+    raise RelayError(409, "LOCK_LOST", lost_text, error="LOCK_LOST")
 
 
 def _batch_items(body: Any, key: str, fields: tuple[Field, ...]) -> list[dict[str, Any]]:
@@ -202,13 +209,7 @@ async def nack(request: Request) -> Response:
     _require_token(r, values["lock_token"], "lock_token")
     message_id = request.path_params["id"]
     settled = await r.messages.nack([(message_id, values["lock_token"], values["errorReason"], values["delaySeconds"])])
-    if settled.failures:
-        failure = settled.failures[0]
-        if failure.code == "NOT_FOUND":
-            raise RelayError(404, "NOT_FOUND", "Message not found")
-        if failure.code == "INVALID_STATE":
-            raise RelayError(404, "INVALID_STATE", f"Message is not in processing state (current: {failure.status})")
-        raise RelayError(409, "LOCK_LOST", "Lock lost", error="LOCK_LOST")
+    _raise_failure(settled, 404, "Lock lost")
     dead = settled.rows[0]["status"] == "dead"
     return ok({"message": "Message nacked successfully", "requeued": not dead, "movedToDlq": dead})
 

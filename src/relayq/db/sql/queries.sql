@@ -40,26 +40,30 @@ SELECT queue_name, idempotency_key, id FROM {messages}
 WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 
 -- name: dequeue
--- Claim up to $2 messages in priority then FIFO order; SKIP LOCKED lets concurrent consumers
--- claim disjoint rows without waiting on each other.
+-- Claim up to $2 messages in priority then FIFO order and hand slot n to requester n: $3 and
+-- $4 hold each slot's lease override and consumer id, so requests coalesced into one claim
+-- each get their own lease. SKIP LOCKED lets concurrent claims take disjoint rows.
 WITH picked AS (
-    SELECT id FROM {messages} AS m
+    SELECT id, priority, created_at, seq FROM {messages} AS m
     WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND available_at <= now()
       AND ($6::text IS NULL OR type = $6)
     ORDER BY priority DESC, created_at, seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
+), numbered AS (
+    SELECT id, row_number() OVER (ORDER BY priority DESC, created_at, seq) AS slot FROM picked
 )
 UPDATE {messages} AS m SET
     status = 'processing',
     lock_token = replace(gen_random_uuid()::text, '-', ''),
-    locked_until = now() + make_interval(secs => coalesce($3::float8, m.ack_timeout_seconds)),
+    locked_until = now() + make_interval(secs => coalesce(w.ack_override, m.ack_timeout_seconds)),
     dequeued_at = now(),
     attempt_count = m.attempt_count + 1,
-    consumer_id = $4
-FROM picked
-WHERE m.id = picked.id AND m.queue_id = $5
-RETURNING {columns}, m.seq
+    consumer_id = w.consumer
+FROM numbered AS n
+JOIN unnest($3::float8[], $4::text[]) WITH ORDINALITY AS w(ack_override, consumer, slot) ON w.slot = n.slot
+WHERE m.id = n.id AND m.queue_id = $5
+RETURNING {columns}, n.slot
 
 -- name: ack
 -- $3: NULL, or the queue ids of partitioned ids (prunes to their subtrees).

@@ -55,28 +55,8 @@ CREATE UNIQUE INDEX messages_idempotency_idx ON relay.messages (queue_name, idem
 CREATE UNLOGGED TABLE relay.messages_unlogged (LIKE relay.messages INCLUDING ALL);
 
 CREATE TABLE relay.messages_partitioned (
-    id                  text NOT NULL,
-    seq                 bigint GENERATED ALWAYS AS IDENTITY,
-    queue_id            bigint NOT NULL,
-    queue_name          text NOT NULL,
-    type                text,
-    payload             json,
-    priority            smallint NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 9),
-    status              text NOT NULL DEFAULT 'queued'
-                        CHECK (status IN ('queued', 'processing', 'acknowledged', 'dead', 'archived')),
-    attempt_count       integer NOT NULL DEFAULT 0,
-    max_attempts        integer NOT NULL,
-    ack_timeout_seconds integer NOT NULL,
-    lock_token          text,
-    locked_until        timestamptz,
-    consumer_id         text,
-    created_at          timestamptz NOT NULL DEFAULT now(),
-    available_at        timestamptz NOT NULL DEFAULT now(),
-    dequeued_at         timestamptz,
-    acknowledged_at     timestamptz,
-    last_error          text,
-    payload_size        integer NOT NULL DEFAULT 0,
-    idempotency_key     text,
+    LIKE relay.messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY,
+    -- A partitioned table's keys must include the partition columns.
     PRIMARY KEY (queue_id, id, created_at)
 ) PARTITION BY LIST (queue_id);
 CREATE INDEX messages_partitioned_dequeue_idx

@@ -1,0 +1,85 @@
+"""Python client, worker runtime and CLI commands for the Relay REST API.
+
+The client speaks only HTTP, so it works against any Relay server. ``Client`` blocks,
+``AsyncClient`` runs on asyncio; both are generated from the same operation definitions in
+:mod:`relayq.client.protocol`.
+"""
+
+from relayq.client.client import AsyncClient, Client
+from relayq.client.errors import (
+    APIError,
+    DatabaseUnavailableError,
+    DefaultQueueProtectedError,
+    InvalidStateError,
+    LockLostError,
+    MessageNotFoundError,
+    PayloadTooLargeError,
+    QueueExistsError,
+    QueueNotEmptyError,
+    QueueNotFoundError,
+    RelayConnectionError,
+    RelayError,
+    RouteNotFoundError,
+    ServerError,
+    UnauthorizedError,
+    ValidationError,
+)
+from relayq.client.models import (
+    AckBatchResult,
+    ActivityEntry,
+    ActivityPage,
+    BatchEnqueueResult,
+    BatchFailure,
+    EnqueueItem,
+    EnqueueResult,
+    Event,
+    Message,
+    Metrics,
+    NackBatchResult,
+    NackResult,
+    Queue,
+    QueueStatus,
+    ServerConfig,
+    TouchResult,
+)
+from relayq.client.protocol import RetryPolicy
+from relayq.client.worker import Worker
+
+__all__ = [
+    "APIError",
+    "AckBatchResult",
+    "ActivityEntry",
+    "ActivityPage",
+    "AsyncClient",
+    "BatchEnqueueResult",
+    "BatchFailure",
+    "Client",
+    "DatabaseUnavailableError",
+    "DefaultQueueProtectedError",
+    "EnqueueItem",
+    "EnqueueResult",
+    "Event",
+    "InvalidStateError",
+    "LockLostError",
+    "Message",
+    "MessageNotFoundError",
+    "Metrics",
+    "NackBatchResult",
+    "NackResult",
+    "PayloadTooLargeError",
+    "Queue",
+    "QueueExistsError",
+    "QueueNotEmptyError",
+    "QueueNotFoundError",
+    "QueueStatus",
+    "RelayConnectionError",
+    "RelayError",
+    "RetryPolicy",
+    "RouteNotFoundError",
+    "ServerConfig",
+    "ServerError",
+    "TouchResult",
+    "UnauthorizedError",
+    "ValidationError",
+    "Worker",
+]

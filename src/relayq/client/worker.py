@@ -1,0 +1,330 @@
+"""``Worker``: runs a handler over one or more queues with a bounded concurrency.
+
+Life of a message: fetched in a batch (one long-poll request for as many messages as there are
+free slots), handed to the handler, its lease extended (touch) while the handler runs, then
+acked on success or nacked with the exception text on failure. The nack sends no delay, so the
+queue's own retry policy (max attempts, retry backoff) decides what happens next.
+
+Shutdown (``stop()``, SIGTERM or SIGINT): fetching stops, in-flight handlers get
+``shutdown_timeout`` seconds to finish, and the messages of those still running are released
+(nacked) so that another worker can take them without waiting for the lease to expire. A second
+signal releases them at once. Delivery stays at-least-once: a worker that dies without a
+shutdown leaves its messages to come back when their leases expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from relayq.client.client import AsyncClient
+from relayq.client.errors import (
+    APIError,
+    DatabaseUnavailableError,
+    InvalidStateError,
+    LockLostError,
+    MessageNotFoundError,
+    QueueNotFoundError,
+    RelayConnectionError,
+    RelayError,
+    ServerError,
+)
+from relayq.client.models import Message
+
+logger = logging.getLogger("relayq.worker")
+
+Handler = Callable[[Message], Any]
+"""A handler takes the message; plain functions run in threads, coroutine functions on the loop."""
+
+T = TypeVar("T")
+
+# Errors after which fetching is retried: the server or its database may come back.
+_TRANSIENT = (RelayConnectionError, DatabaseUnavailableError, ServerError, QueueNotFoundError)
+# Answers meaning our lease is gone; the message is someone else's now.
+_LEASE_GONE = (LockLostError, MessageNotFoundError, InvalidStateError)
+_MAX_ERROR_TEXT = 2000
+
+
+def describe_exception(exc: BaseException) -> str:
+    """The nack reason recorded as ``last_error``: the exception's type and text."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:_MAX_ERROR_TEXT]
+
+
+class Worker:
+    """Runs ``handler`` for every message of ``queues``, ``concurrency`` messages at a time.
+
+    Either pass a ``client`` (an :class:`AsyncClient`) or the ``url`` and ``api_key`` to build
+    one. ``ack_timeout`` overrides the lease length at dequeue (default: each message's own);
+    leases are extended every third of that while a handler runs (or every ``touch_interval``).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        queues: str | Sequence[str] = "default",
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        client: AsyncClient | None = None,
+        concurrency: int = 1,
+        batch_size: int | None = None,
+        poll_timeout: float = 5.0,
+        ack_timeout: float | None = None,
+        touch_interval: float | None = None,
+        type: str | None = None,
+        consumer_id: str | None = None,
+        shutdown_timeout: float = 30.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.handler = handler
+        self.queues = [queues] if isinstance(queues, str) else list(queues)
+        if not self.queues:
+            raise ValueError("a worker needs at least one queue")
+        self.concurrency = concurrency
+        self.batch_size = max(1, min(batch_size or concurrency, 1000))
+        self.poll_timeout = poll_timeout
+        self.ack_timeout = ack_timeout
+        self.touch_interval = touch_interval
+        self.type = type
+        self.consumer_id = consumer_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.shutdown_timeout = shutdown_timeout
+        self.processed = 0
+        """Messages handled successfully and acked."""
+        self.failed = 0
+        """Messages whose handler raised (and that were nacked)."""
+        self._url = url
+        self._api_key = api_key
+        self._client = client
+        self._is_async = inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 - async callable objects
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._force = False
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    # -- control ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT or :meth:`stop`, in a fresh event loop (blocking)."""
+        asyncio.run(self._run_with_signals())
+
+    def stop(self) -> None:
+        """Ask the worker to shut down gracefully; safe to call from any thread or a handler."""
+        loop, stopping = self._loop, self._stopping
+        if loop is None or stopping is None:
+            return
+        if stopping.is_set():
+            self._force = True  # a second request: release in-flight messages now
+        loop.call_soon_threadsafe(stopping.set)
+
+    async def _run_with_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        installed: list[signal.Signals] = []
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+        try:
+            await self.run_async()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        logger.info("received %s, shutting down", sig.name)
+        self.stop()
+
+    async def run_async(self) -> None:
+        """Run in the current event loop until :meth:`stop`; raises on a fatal API error."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._force = False
+        owns_client = self._client is None
+        client = self._client or AsyncClient(
+            self._url, api_key=self._api_key, pool_size=self.concurrency + len(self.queues) + 4
+        )
+        executor = None if self._is_async else ThreadPoolExecutor(self.concurrency, "relayq-handler")
+        slots = asyncio.Semaphore(self.concurrency)
+        logger.info(
+            "worker %s started on %s (concurrency %d)",
+            self.consumer_id,
+            ", ".join(self.queues),
+            self.concurrency,
+        )
+        fetchers = [asyncio.create_task(self._fetch_loop(client, executor, slots, q)) for q in self.queues]
+        try:
+            await asyncio.gather(*fetchers)
+        finally:
+            self._stopping.set()
+            await asyncio.gather(*fetchers, return_exceptions=True)
+            await self._drain()
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+            if owns_client:
+                await client.close()
+            logger.info(
+                "worker %s stopped: %d processed, %d failed", self.consumer_id, self.processed, self.failed
+            )
+
+    # -- fetching --------------------------------------------------------------------------
+
+    async def _unless_stopping(self, awaitable: Awaitable[T]) -> tuple[bool, T | None]:
+        """Await ``awaitable`` unless a stop request comes first (then it is cancelled)."""
+        assert self._stopping is not None
+        task = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if task.done():
+            return True, task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False, None
+
+    async def _fetch_loop(
+        self, client: AsyncClient, executor: ThreadPoolExecutor | None, slots: asyncio.Semaphore, queue: str
+    ) -> None:
+        assert self._stopping is not None
+        backoff = 0.0
+        while not self._stopping.is_set():
+            got_slot, _ = await self._unless_stopping(slots.acquire())
+            if not got_slot:
+                return
+            # Fill every free slot with one request instead of one request per message.
+            taken = 1
+            while taken < self.batch_size and not slots.locked():
+                await slots.acquire()
+                taken += 1
+            try:
+                # Not cancelled on stop: a poll cut short could lease messages nobody handles.
+                messages = await client.dequeue_batch(
+                    taken,
+                    queue,
+                    wait=self.poll_timeout,
+                    type=self.type,
+                    consumer_id=self.consumer_id,
+                    ack_timeout=self.ack_timeout,
+                )
+            except _TRANSIENT as exc:
+                for _ in range(taken):
+                    slots.release()
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                logger.warning("fetching from %r failed: %s; retrying in %.1fs", queue, exc, backoff)
+                await self._unless_stopping(asyncio.sleep(backoff))
+                continue
+            except BaseException:
+                for _ in range(taken):
+                    slots.release()
+                raise
+            backoff = 0.0
+            for _ in range(taken - len(messages)):
+                slots.release()
+            for message in messages:
+                task = asyncio.create_task(self._process(client, executor, slots, message))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    # -- processing ------------------------------------------------------------------------
+
+    async def _process(
+        self,
+        client: AsyncClient,
+        executor: ThreadPoolExecutor | None,
+        slots: asyncio.Semaphore,
+        message: Message,
+    ) -> None:
+        lease = self.ack_timeout or message.ack_timeout_seconds or 30
+        keeper = asyncio.create_task(self._keep_lease(client, message, lease))
+        started = time.monotonic()
+        try:
+            try:
+                await self._call_handler(executor, message)
+            except asyncio.CancelledError:
+                keeper.cancel()
+                await self._settle(
+                    client.nack(message, error="Worker shut down before the handler finished"),
+                    message,
+                    "release",
+                )
+                raise
+            except Exception as exc:
+                keeper.cancel()
+                self.failed += 1
+                # Handler failures are routine (the queue retries them); tracebacks only when debugging.
+                logger.warning(
+                    "message %s failed: %s",
+                    message.id,
+                    describe_exception(exc),
+                    exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+                )
+                await self._settle(client.nack(message, error=describe_exception(exc)), message, "nack")
+            else:
+                keeper.cancel()
+                if await self._settle(client.ack(message), message, "ack"):
+                    self.processed += 1
+                    logger.debug("message %s done in %.3fs", message.id, time.monotonic() - started)
+        finally:
+            keeper.cancel()
+            slots.release()
+
+    async def _call_handler(self, executor: ThreadPoolExecutor | None, message: Message) -> None:
+        if executor is None:
+            result = self.handler(message)
+            if inspect.isawaitable(result):
+                await result
+        else:
+            await asyncio.get_running_loop().run_in_executor(executor, self.handler, message)
+
+    async def _settle(self, outcome: Awaitable[object], message: Message, action: str) -> bool:
+        """Ack or nack; a lost lease is expected (someone else has the message), not a crash."""
+        try:
+            await outcome
+        except _LEASE_GONE as exc:
+            logger.warning("%s of message %s skipped: lease lost (%s)", action, message.id, exc.code)
+            return False
+        except RelayError as exc:
+            # The message comes back when its lease expires; at-least-once holds.
+            logger.error("%s of message %s failed: %s", action, message.id, exc)
+            return False
+        return True
+
+    async def _keep_lease(self, client: AsyncClient, message: Message, lease: float) -> None:
+        """Extend the lease every third of its length so a long handler keeps its message."""
+        interval = self.touch_interval or max(lease / 3, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await client.touch(message, extend=lease)
+            except _LEASE_GONE as exc:
+                logger.warning("lease of message %s lost while its handler runs (%s)", message.id, exc.code)
+                return
+            except RelayError as exc:
+                logger.warning("extending the lease of message %s failed: %s", message.id, exc)
+
+    async def _drain(self) -> None:
+        """Give in-flight handlers ``shutdown_timeout`` seconds, then release what is left."""
+        deadline = time.monotonic() + self.shutdown_timeout
+        while self._inflight and not self._force and time.monotonic() < deadline:
+            await asyncio.wait(set(self._inflight), timeout=min(0.1, max(deadline - time.monotonic(), 0)))
+        pending = set(self._inflight)
+        if pending:
+            logger.warning("releasing %d in-flight message(s)", len(pending))
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+__all__ = ["APIError", "Handler", "Worker", "describe_exception"]

@@ -1,0 +1,189 @@
+"""Dashboard and admin endpoints (API.md §5) and monitoring (§4)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import httpx
+
+
+def fill(api: httpx.Client, queue: str) -> list[str]:
+    items = [
+        {"type": "email", "payload": {"to": "alice@example.com"}, "priority": 1, "queue": queue},
+        {"type": "sms", "payload": {"to": "+100"}, "priority": 5, "queue": queue},
+        {"type": "email", "payload": {"to": "bob@example.com"}, "priority": 5, "queue": queue},
+        {"type": "push", "payload": "100%_done", "priority": 0, "queue": queue},
+    ]
+    ids: list[str] = api.post("/queue/batch", json=items).json()["ids"]
+    return ids
+
+
+def test_listing_filters_sort_and_paging(api: httpx.Client, queue: str) -> None:
+    ids = fill(api, queue)
+    base = {"queueName": queue}
+    page = api.get("/queue/main/messages", params={**base, "limit": 3, "page": 1}).json()
+    assert page["pagination"] == {"total": 4, "page": 1, "limit": 3, "totalPages": 2, "hasMore": True}
+    assert len(page["messages"]) == 3
+    emails = api.get("/queue/main/messages", params={**base, "filterType": "email"}).json()
+    assert {m["id"] for m in emails["messages"]} == {ids[0], ids[2]}
+    two_types = api.get("/queue/main/messages", params={**base, "filterType": "email,sms"}).json()
+    assert two_types["pagination"]["total"] == 3
+    assert api.get("/queue/main/messages", params={**base, "filterType": "all"}).json()["pagination"]["total"] == 4
+    prio = api.get("/queue/main/messages", params={**base, "filterPriority": 5}).json()
+    assert {m["id"] for m in prio["messages"]} == {ids[1], ids[2]}
+    search = api.get("/queue/main/messages", params={**base, "search": "ALICE"}).json()
+    assert [m["id"] for m in search["messages"]] == [ids[0]]
+    literal = api.get("/queue/main/messages", params={**base, "search": "100%_"}).json()
+    assert [m["id"] for m in literal["messages"]] == [ids[3]]
+    by_id = api.get("/queue/main/messages", params={**base, "search": ids[1][2:9]}).json()
+    assert ids[1] in [m["id"] for m in by_id["messages"]]
+    asc = api.get("/queue/main/messages", params={**base, "sortBy": "priority", "sortOrder": "asc"}).json()
+    assert [m["priority"] for m in asc["messages"]] == [0, 1, 5, 5]
+    assert [m["id"] for m in asc["messages"]][2:] == [ids[1], ids[2]]  # ties: created_at asc
+    future = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
+    assert api.get("/queue/main/messages", params={**base, "startDate": future}).json()["pagination"]["total"] == 0
+    attempts = api.get("/queue/main/messages", params={**base, "filterAttempts": 1}).json()
+    assert attempts["pagination"]["total"] == 0
+    clamped = api.get("/queue/main/messages", params={**base, "limit": 5000}).json()
+    assert clamped["pagination"]["limit"] == 1000
+
+
+def test_listing_rejects_bad_parameters(api: httpx.Client, queue: str) -> None:
+    for params in [{"sortBy": "id; DROP TABLE relay.messages"}, {"sortOrder": "sideways"}, {"page": "0"},
+                   {"limit": "x"}, {"startDate": "yesterday"}, {"filterPriority": "high"}]:
+        response = api.get("/queue/main/messages", params={"queueName": queue, **params})
+        assert response.status_code == 400, params
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    assert api.get("/queue/nowhere/messages").status_code == 400
+    assert api.get("/queue/main/messages", params={"sortBy": "error_message"}).status_code == 200
+
+
+def test_status_and_metrics(api: httpx.Client, queue: str) -> None:
+    fill(api, queue)
+    leased = api.get("/queue/message", params={"queue": queue}).json()
+    api.post("/queue/ack", json={"id": leased["id"], "lock_token": leased["lock_token"]})
+    api.get("/queue/message", params={"queue": queue})
+    status = api.get("/queue/status", params={"queueName": queue}).json()
+    assert status["mainQueue"]["length"] == 2 and status["processingQueue"]["length"] == 1
+    assert status["acknowledgedQueue"]["length"] == 1 and status["acknowledgedQueue"]["total"] == 1
+    assert status["metadata"] == {"totalProcessed": 1, "totalFailed": 0}
+    assert status["availableTypes"] == ["email", "push", "sms"]
+    assert status["priorities"]["1"] == 1 and status["priorities"]["0"] == 1 and len(status["priorities"]) == 10
+    assert [m["priority"] for m in status["mainQueue"]["messages"]] == [1, 0]
+    light = api.get("/queue/status", params={"queueName": queue, "include_messages": "false"}).json()
+    assert light["mainQueue"]["messages"] == [] and light["mainQueue"]["length"] == 2
+    assert api.get("/queue/status", params={"include_messages": "maybe"}).status_code == 400
+    ghost = api.get("/queue/status", params={"queueName": "ghost"}).json()
+    assert ghost["mainQueue"]["length"] == 0
+    metrics = api.get("/queue/metrics", params={"queueName": queue}).json()
+    assert (metrics["queued"], metrics["processing"], metrics["acknowledged"]) == (2, 1, 1)
+    assert metrics["main_queue_size"] == 2 and metrics["dead_letter_queue_size"] == 0
+    assert isinstance(metrics["avg_payload_size"], float) and metrics["max_payload_size"] == len(
+        '{"to":"alice@example.com"}')
+
+
+def test_move_between_statuses(api: httpx.Client, queue: str) -> None:
+    ids = fill(api, queue)
+    moved = api.post("/queue/move", json={"messages": [ids[0], {"id": ids[1]}, "ghost"], "fromQueue": "main",
+                                          "toQueue": "processing"})
+    assert moved.json() == {"message": "2 messages moved successfully", "movedCount": 2}
+    processing = api.get("/queue/processing/messages", params={"queueName": queue}).json()["messages"]
+    assert all(m["consumer_id"] == "user-manual-operation" and m["lock_token"] for m in processing)
+    not_there = api.post("/queue/move", json={"messages": [ids[2]], "fromQueue": "dead", "toQueue": "main"})
+    assert not_there.json()["movedCount"] == 0
+    to_ack = api.post("/queue/move", json={"messageIds": [ids[0]], "fromQueue": "processing",
+                                           "toQueue": "acknowledged", "errorReason": "manual"})
+    assert to_ack.json()["movedCount"] == 1
+    acked = api.get("/queue/acknowledged/messages", params={"queueName": queue}).json()["messages"][0]
+    assert acked["acknowledged_at"] is not None and acked["lock_token"] is None and acked["last_error"] == "manual"
+    back = api.post("/queue/move", json={"messages": [ids[1]], "fromQueue": "processing", "toQueue": "main"})
+    assert back.json()["movedCount"] == 1
+    assert api.post("/queue/move", json={"messages": [], "fromQueue": "main", "toQueue": "dead"}).json()[
+        "movedCount"] == 0
+    assert api.post("/queue/move", json={"messages": [ids[1]], "fromQueue": "main", "toQueue": "main"}).status_code == 400
+    assert api.post("/queue/move", json={"messages": [ids[1]], "fromQueue": "x", "toQueue": "main"}).status_code == 400
+
+
+def test_edit_message(api: httpx.Client, queue: str) -> None:
+    ids = fill(api, queue)
+    response = api.put(f"/queue/message/{ids[0]}", params={"queueType": "main"},
+                       json={"payload": {"edited": True}, "type": "new", "priority": 7, "custom_ack_timeout": 99})
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert (data["payload"], data["type"], data["priority"], data["ack_timeout_seconds"]) == (
+        {"edited": True}, "new", 7, 99)
+    assert data["payload_size"] == len('{"edited":true}')
+    noop = api.put(f"/queue/message/{ids[0]}", params={"queueType": "main"}, json={})
+    assert noop.status_code == 200 and noop.json()["data"]["priority"] == 7
+    assert api.put(f"/queue/message/{ids[0]}", params={"queueType": "main"}, json={"priority": 12}).status_code == 400
+    assert api.put(f"/queue/message/{ids[0]}", params={"queueType": "acknowledged"}, json={}).status_code == 400
+    missing = api.put("/queue/message/s-ghost", params={"queueType": "main"}, json={"priority": 1})
+    assert missing.status_code == 404 and missing.json()["success"] is False
+    leased = api.get("/queue/message", params={"queue": queue}).json()
+    busy = api.put(f"/queue/message/{leased['id']}", params={"queueType": "processing"}, json={"priority": 1})
+    assert busy.status_code == 409 and busy.json() == {"message": "Message is being processed",
+                                                       "code": "INVALID_STATE"}
+
+
+def test_delete_one_and_many(api: httpx.Client, queue: str) -> None:
+    ids = fill(api, queue)
+    one = api.delete(f"/queue/message/{ids[0]}", params={"queueType": "main"})
+    assert one.json() == {"success": True, "messageId": ids[0], "queueType": "main",
+                          "message": "Message deleted successfully"}
+    again = api.delete(f"/queue/message/{ids[0]}", params={"queueType": "main"})
+    assert again.status_code == 404 and again.json()["code"] == "NOT_FOUND"
+    assert api.delete(f"/queue/message/{ids[1]}").status_code == 400
+    many = api.post("/queue/messages/delete", params={"queueType": "dead"}, json={"messageIds": [ids[1], ids[2], "x"]})
+    assert many.json() == {"success": True, "deletedCount": 2, "message": "2 messages deleted successfully"}
+    assert api.post("/queue/messages/delete", params={"queueType": "main"}, json={}).status_code == 400
+
+
+def test_clear_status_of_one_queue(api: httpx.Client, queue: str) -> None:
+    fill(api, queue)
+    response = api.delete("/queue/main/clear", params={"queueName": queue})
+    assert response.json() == {"success": True, "queueType": "main", "message": "main queue cleared successfully",
+                               "clearedCount": 4}
+    assert api.delete("/queue/bogus/clear").status_code == 400
+
+
+def test_export_and_import(api: httpx.Client, queue: str) -> None:
+    ids = fill(api, queue)
+    exported = api.get("/queue/main/export", params={"queueName": queue, "filterType": "email"})
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/json")
+    disposition = exported.headers["content-disposition"]
+    assert disposition.startswith('attachment; filename="main-queue-export-') and disposition.endswith('.json"')
+    assert b'\n  {' in exported.content  # pretty-printed, 2-space indent
+    items = exported.json()
+    assert {m["id"] for m in items} == {ids[0], ids[2]}
+    api.delete("/queue/main/clear", params={"queueName": queue})
+    imported = api.post("/queue/import", files={"file": ("export.json", exported.content, "application/json")})
+    assert imported.json() == {"message": "Imported 2 messages successfully", "count": 2}
+    restored = api.get("/queue/main/messages", params={"queueName": queue}).json()["messages"]
+    assert sorted(m["payload"]["to"] for m in restored) == ["alice@example.com", "bob@example.com"]
+    assert {m["priority"] for m in restored} == {1, 5} and not {m["id"] for m in restored} & set(ids)
+    single = api.post("/queue/import", files={"file": ("one.json", json.dumps({"queue": queue}).encode())})
+    assert single.json()["count"] == 1
+    assert api.post("/queue/import", files={"file": ("x.json", b"[")}).json()["code"] == "INVALID_JSON"
+    assert api.post("/queue/import", data={"file": "not a file"}).status_code == 400
+    bad = api.post("/queue/import", files={"file": ("x.json", json.dumps([{"queue": queue}, {"priority": 12}]))})
+    assert bad.status_code == 400
+    unknown = api.post("/queue/import", files={"file": ("x.json", json.dumps([{"queue": "nope_q"}]))})
+    assert unknown.status_code == 404
+    assert api.post("/queue/import", files={"file": ("x.json", b"[]")}).json()["count"] == 0
+
+
+def test_list_and_delete_by_time(api: httpx.Client, queue: str) -> None:
+    start = datetime.now(UTC).isoformat()
+    ids = fill(api, queue)
+    end_ms = str(int((time.time() + 5) * 1000))
+    listed = api.get("/queue/messages", params={"startTimestamp": start, "endTimestamp": end_ms, "queueName": queue})
+    assert listed.status_code == 200 and sorted(m["id"] for m in listed.json()) == sorted(ids)
+    assert "original_priority" not in listed.json()[0]
+    assert api.get("/queue/messages", params={"startTimestamp": start}).status_code == 400
+    assert api.get("/queue/messages", params={"startTimestamp": "x", "endTimestamp": end_ms}).status_code == 400
+    removed = api.request("DELETE", "/queue/messages",
+                          params={"startTimestamp": start, "endTimestamp": end_ms, "queueName": queue})
+    assert removed.json() == {"message": "4 messages removed successfully", "deletedCount": 4}

@@ -1,0 +1,174 @@
+"""The client-side ``relay`` commands against a real server."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayq.client import Client
+from relayq.client.cli import EXIT_API_ERROR, EXIT_EMPTY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main
+from tests.client.client_support import run_cli, skip_unless_served
+
+
+class CLI:
+    """Runs ``relay`` commands in-process against the live server and captures their output."""
+
+    def __init__(self, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+        self.url = url
+        self.capsys = capsys
+
+    def __call__(self, *args: str, expect: int = EXIT_OK) -> str:
+        self.capsys.readouterr()
+        command, *rest = args
+        if command == "queues" and rest and not rest[0].startswith("-"):
+            argv = [command, rest[0], "--url", self.url, *rest[1:]]
+        else:
+            argv = [command, "--url", self.url, *rest]
+        code = main(argv)
+        out, err = self.capsys.readouterr()
+        assert code == expect, f"relay {' '.join(args)} exited {code}\n{out}\n{err}"
+        return out + err
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json"))
+
+    def json_lines(self, *args: str) -> list[Any]:
+        return [json.loads(line) for line in self(*args, "--json").splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(relay_url: str, capsys: pytest.CaptureFixture[str]) -> CLI:
+    return CLI(relay_url, capsys)
+
+
+def test_queue_commands(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
+    name = make_queue()
+    created = cli.json("queues", "create", name + "-x", "--ack-timeout", "5", "--max-attempts", "2")
+    assert (created["name"], created["ack_timeout_seconds"], created["max_attempts"]) == (name + "-x", 5, 2)
+    assert "updated queue" in cli("queues", "update", name + "-x", "--description", "hello")
+    table = cli("queues")
+    assert "NAME" in table and name + "-x" in table and "hello" in table
+    assert name in [q["name"] for q in cli.json("queues", "list")]
+    assert cli.json("queues", "show", name)["name"] == name
+    assert "renamed" in cli("queues", "rename", name + "-x", name + "-y")
+    client.enqueue(1, queue=name + "-y")
+    assert "QUEUE_NOT_EMPTY" in cli("queues", "delete", name + "-y", expect=EXIT_API_ERROR)
+    assert cli.json("queues", "purge", name + "-y", "--status", "queued")["deleted_count"] == 1
+    assert "deleted queue" in cli("queues", "delete", name + "-y")
+    assert "QUEUE_EXISTS" in cli("queues", "create", name, expect=EXIT_API_ERROR)
+    assert "QUEUE_NOT_FOUND" in cli("queues", "show", name + "-y", expect=EXIT_API_ERROR)
+
+
+def test_enqueue_dequeue_ack_nack(
+    cli: CLI, make_queue: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(max_attempts=5)
+    first = cli.json("enqueue", '{"to": "a@b.c"}', "--queue", queue, "--type", "email", "--priority", "7")
+    assert first["queue"] == queue
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_text('{"from": "file"}')
+    assert "enqueued" in cli("enqueue", "--file", str(payload_file), "-q", queue)
+    monkeypatch.setattr("sys.stdin", io.StringIO("[1, 2, 3]"))
+    assert "enqueued" in cli("enqueue", "-", "-q", queue)
+    assert "enqueued" in cli("enqueue", "plain text", "--string", "-q", queue)
+    assert "not valid JSON" in cli("enqueue", "{oops", "-q", queue, expect=EXIT_USAGE)
+
+    [message] = cli.json_lines("dequeue", "-q", queue)
+    assert message["id"] == first["id"] and message["payload"] == {"to": "a@b.c"} and message["lock_token"]
+    assert "LOCK_LOST" in cli("ack", message["id"], "wrong-token", expect=EXIT_API_ERROR)
+    assert "acknowledged" in cli("ack", message["id"], message["lock_token"])
+
+    rest = cli.json_lines("dequeue", "-q", queue, "-n", "10")
+    assert sorted(json.dumps(m["payload"], separators=(",", ":")) for m in rest) == sorted(
+        ['{"from":"file"}', "[1,2,3]", '"plain text"']
+    )
+    result = cli.json("nack", rest[0]["id"], rest[0]["lock_token"], "--error", "try later")
+    assert result["requeued"] is True
+    table = cli("dequeue", "-q", queue, "--ack")
+    assert "LOCK_TOKEN" in table and rest[0]["id"] in table
+    assert "no message" in cli("dequeue", "-q", queue, expect=EXIT_EMPTY)
+
+
+def test_enqueue_batch_from_jsonl(
+    cli: CLI, client: Client, make_queue: Callable[..., str], tmp_path: Path
+) -> None:
+    queue = make_queue()
+    lines = tmp_path / "batch.jsonl"
+    lines.write_text(
+        "".join(
+            json.dumps({"type": "b", "payload": {"n": i}, "priority": i % 10}) + "\n" for i in range(2500)
+        )
+    )
+    result = cli.json("enqueue", "--batch", str(lines), "-q", queue)
+    assert result["count"] == 2500 and len(result["ids"]) == 2500
+    payloads = tmp_path / "payloads.jsonl"
+    payloads.write_text('1\n"two"\n\n{"three": 3}\n')
+    assert "enqueued 3 messages" in cli(
+        "enqueue", "--batch", str(payloads), "--payloads", "-q", queue, "-t", "bare"
+    )
+    assert client.get_queue(queue).message_count == 2503
+    assert "expected an object" in cli("enqueue", "--batch", str(payloads), "-q", queue, expect=EXIT_USAGE)
+
+
+def test_stats_tail_export_import(
+    cli: CLI, client: Client, make_queue: Callable[..., str], tmp_path: Path
+) -> None:
+    queue = make_queue()
+    target = make_queue()
+    client.enqueue_batch([{"type": "s", "payload": i} for i in range(4)], queue=queue)
+    message = client.dequeue(queue)
+    assert message is not None
+    client.ack(message)
+
+    [snapshot] = cli.json_lines("stats", "--once", "-q", queue)
+    [row] = snapshot["queues"]
+    assert (row["queue"], row["queued"], row["acknowledged"]) == (queue, 3, 1)
+    snapshots = cli.json_lines("stats", "--count", "2", "--interval", "0.1", "-q", queue)
+    assert snapshots[1]["queues"][0]["in_per_s"] == 0.0
+    assert "QUEUED" in cli("stats", "--once", "-q", queue)
+
+    exported = tmp_path / "export.json"
+    assert "exported 3 messages" in cli("export", "main", "-q", queue, "-o", str(exported))
+    messages = json.loads(exported.read_text())
+    for item in messages:
+        item["queue_name"] = target
+    exported.write_text(json.dumps(messages))
+    assert cli.json("import", str(exported)) == {"count": 3}
+    assert client.get_queue(target).message_count == 3
+
+
+def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
+    skip_unless_served(lambda: client.activity(limit=1))
+    queue = make_queue()
+    client.enqueue(1, queue=queue)
+    message = client.dequeue(queue)
+    assert message is not None
+    client.ack(message)
+    deadline = time.monotonic() + 3
+    while True:
+        entries = cli.json_lines("tail", "--no-follow", "-q", queue, "-n", "50")
+        if "acknowledge" in [e["action"] for e in entries] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert {"enqueue", "dequeue", "acknowledge"} <= {e["action"] for e in entries}
+    assert "acknowledge" in cli("tail", "--no-follow", "-q", queue, "--action", "acknowledge")
+
+
+def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
+    unreachable = run_cli(relay_url, "queues", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == EXIT_UNREACHABLE and "cannot reach Relay" in unreachable.stderr
+    missing = run_cli(relay_url, "enqueue", "1", "-q", "no-such-queue-anywhere")
+    assert missing.returncode == EXIT_API_ERROR and "QUEUE_NOT_FOUND" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    bad_handler = run_cli(relay_url, "worker", "nomodule_here:handle")
+    assert bad_handler.returncode == EXIT_USAGE and "cannot import" in bad_handler.stderr
+    usage = run_cli(relay_url, "dequeue", "--count", "many")
+    assert usage.returncode == EXIT_USAGE
+    piped = run_cli(relay_url, "enqueue", "-q", "default", "--json", input='{"piped": true}')
+    assert piped.returncode == EXIT_OK and json.loads(piped.stdout)["queue"] == "default"

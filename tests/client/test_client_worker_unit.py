@@ -1,0 +1,147 @@
+"""Worker runtime against an in-memory fake client: concurrency, ack/nack, touch, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import relayq.client as relay
+from relayq.client.worker import describe_exception
+
+
+class FakeRelay:
+    """Just enough of AsyncClient for the worker, with every call recorded."""
+
+    def __init__(self, count: int, ack_timeout: int = 30) -> None:
+        self.queued = [
+            relay.Message(
+                id=f"m{i}",
+                lock_token=f"t{i}",
+                payload=i,
+                ack_timeout_seconds=ack_timeout,
+                status="processing",
+            )
+            for i in range(count)
+        ]
+        self.fetches: list[int] = []
+        self.acked: list[str] = []
+        self.nacked: list[tuple[str, str | None]] = []
+        self.touches: Counter[str] = Counter()
+
+    async def dequeue_batch(
+        self, count: int, queue: str | None = None, **options: Any
+    ) -> list[relay.Message]:
+        self.fetches.append(count)
+        if not self.queued:
+            await asyncio.sleep(min(options.get("wait", 0), 0.02))
+            return []
+        taken, self.queued = self.queued[:count], self.queued[count:]
+        return taken
+
+    async def ack(self, message: relay.Message) -> None:
+        self.acked.append(message.id)
+
+    async def nack(self, message: relay.Message, *, error: str | None = None) -> relay.NackResult:
+        self.nacked.append((message.id, error))
+        return relay.NackResult(requeued=True)
+
+    async def touch(self, message: relay.Message, *, extend: float | None = None) -> None:
+        self.touches[message.id] += 1
+
+    async def close(self) -> None:
+        pass
+
+
+async def run_until(worker: relay.Worker, done: Any, limit: float = 5.0) -> None:
+    """Run the worker until ``done()`` is true, then stop it and wait for a clean exit."""
+    task = asyncio.create_task(worker.run_async())
+    deadline = time.monotonic() + limit
+    while not done():
+        assert time.monotonic() < deadline, "worker did not finish in time"
+        await asyncio.sleep(0.01)
+    worker.stop()
+    await asyncio.wait_for(task, limit)
+
+
+async def test_sync_handler_runs_with_bounded_concurrency_and_batched_fetches() -> None:
+    fake = FakeRelay(40)
+    lock = threading.Lock()
+    active = peak = 0
+
+    def handler(message: relay.Message) -> None:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.02)
+        with lock:
+            active -= 1
+
+    worker = relay.Worker(handler, "q", client=fake, concurrency=8, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: len(fake.acked) == 40)
+    assert sorted(fake.acked) == sorted(f"m{i}" for i in range(40))
+    assert peak == 8
+    assert max(fake.fetches) == 8  # one request fills every free slot
+    assert worker.processed == 40 and worker.failed == 0
+
+
+async def test_failing_handler_nacks_with_the_exception_text() -> None:
+    fake = FakeRelay(3)
+
+    async def handler(message: relay.Message) -> None:
+        if message.payload == 1:
+            raise ValueError("bad payload 1")
+
+    worker = relay.Worker(handler, client=fake, concurrency=2, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: len(fake.acked) + len(fake.nacked) == 3)
+    assert fake.nacked == [("m1", "ValueError: bad payload 1")]
+    assert sorted(fake.acked) == ["m0", "m2"]
+    assert worker.failed == 1
+
+
+async def test_long_handler_keeps_its_lease_with_touch() -> None:
+    fake = FakeRelay(1, ack_timeout=1)
+
+    async def handler(message: relay.Message) -> None:
+        await asyncio.sleep(1.2)
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: fake.acked == ["m0"])
+    assert fake.touches["m0"] >= 3  # every third of the 1 s lease
+
+
+async def test_stop_lets_in_flight_handlers_finish() -> None:
+    fake = FakeRelay(2)
+    started = threading.Event()
+
+    def handler(message: relay.Message) -> None:
+        started.set()
+        time.sleep(0.3)
+
+    worker = relay.Worker(handler, client=fake, concurrency=1, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, started.is_set)
+    assert fake.acked == ["m0"]  # finished; the second message was never fetched
+    assert fake.queued[0].id == "m1"
+
+
+async def test_shutdown_timeout_releases_stuck_messages() -> None:
+    fake = FakeRelay(1)
+    started = asyncio.Event()
+
+    async def handler(message: relay.Message) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05, shutdown_timeout=0.1)  # type: ignore[arg-type]
+    await run_until(worker, started.is_set)
+    assert fake.nacked == [("m0", "Worker shut down before the handler finished")]
+    assert fake.acked == []
+
+
+def test_describe_exception_is_bounded() -> None:
+    assert describe_exception(KeyError("k")) == "KeyError: 'k'"
+    assert describe_exception(RuntimeError()) == "RuntimeError"
+    assert len(describe_exception(ValueError("x" * 5000))) == 2000

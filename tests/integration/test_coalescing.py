@@ -1,0 +1,80 @@
+"""Natural batching keeps every request's own outcome (service layer, real database)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+import pytest
+
+from relayq.config import Settings
+from relayq.runtime import Relay
+from relayq.services.messages import NewMessage
+from tests.support.server import fresh_database
+
+
+@pytest.fixture(scope="module")
+def service_dsn() -> Iterator[str]:
+    with fresh_database("relay_coalesce") as url:
+        yield url
+
+
+@pytest.fixture
+async def relay(service_dsn: str) -> AsyncIterator[Relay]:
+    settings = Settings.from_env(environ={"ENQUEUE_BUFFER_MAX_INFLIGHT": "1"}, dotenv=None)
+    r = await Relay.start(settings, service_dsn, background=False)
+    if "co" not in [q["name"] for q in await r.queues.list()]:
+        await r.queues.create({"name": "co", "queue_type": "standard"})
+    await r.queues.purge("co", "all")
+    yield r
+    await r.stop()
+
+
+def message(n: int) -> NewMessage:
+    payload = msgspec.json.encode({"n": n}).decode()
+    return NewMessage(queue="co", type="t", payload=payload, payload_size=len(payload))
+
+
+async def test_concurrent_single_enqueues_share_statements(relay: Relay) -> None:
+    before = relay.db.stats.round_trips
+    results = await asyncio.gather(*(relay.messages.enqueue([message(i)]) for i in range(200)))
+    ids = [r[0].id for r in results]
+    assert len(set(ids)) == 200
+    statements = relay.db.stats.round_trips - before
+    assert statements < 200  # coalesced: fewer statements than requests
+    rows = await relay.db.fetch("SELECT id, payload::text AS p FROM relay.messages WHERE queue_name = 'co'")
+    stored = {r["id"]: msgspec.json.decode(r["p"])["n"] for r in rows}
+    assert {stored[mid] for mid in ids} == set(range(200))
+    assert [stored[mid] for mid in ids] == list(range(200))  # each caller got its own id
+
+
+async def test_concurrent_dequeues_get_distinct_messages_and_own_consumer(relay: Relay) -> None:
+    await relay.messages.enqueue([message(i) for i in range(60)], batch=True)
+    leases = await asyncio.gather(*(
+        relay.messages.dequeue("co", 1, consumer_id=f"w{i}", ack_timeout=10 + i) for i in range(50)))
+    got = [rows[0] for rows in leases]
+    assert len({row["id"] for row in got}) == 50
+    for i, row in enumerate(got):
+        assert row["consumer_id"] == f"w{i}"
+        assert 9 + i < row["locked_until"] - row["dequeued_at"] <= 11 + i
+    batch = await relay.messages.dequeue("co", 20, consumer_id="bulk")
+    assert len(batch) == 10 and {r["id"] for r in batch}.isdisjoint({r["id"] for r in got})
+
+
+async def test_duplicate_acks_in_flight_resolve_to_one_success(relay: Relay) -> None:
+    await relay.messages.enqueue([message(1)])
+    (row,) = await relay.messages.dequeue("co", 1)
+    outcomes = await asyncio.gather(*(relay.messages.ack([(row["id"], row["lock_token"])]) for _ in range(5)))
+    succeeded = [o for o in outcomes if o.rows]
+    failed = [o.failures[0] for o in outcomes if o.failures]
+    assert len(succeeded) == 1
+    assert [(f.code, f.status) for f in failed] == [("INVALID_STATE", "acknowledged")] * 4
+
+
+async def test_unknown_queue_fails_alone(relay: Relay) -> None:
+    good = relay.messages.enqueue([message(2)])
+    bad_item = NewMessage(queue="missing_q", type="t", payload="1", payload_size=1)
+    results = await asyncio.gather(good, relay.messages.enqueue([bad_item]), return_exceptions=True)
+    assert not isinstance(results[0], BaseException)
+    assert getattr(results[1], "code", None) == "QUEUE_NOT_FOUND"
