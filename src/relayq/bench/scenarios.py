@@ -215,9 +215,15 @@ SELECT 's' || md5(random()::text || g::text), q.id, q.name, 'bench', $2::json, 1
        now() - interval '1 hour' + g * interval '1 microsecond'
 FROM relay.queues q, generate_series(1, $4) AS g WHERE q.name = $1"""
 
-LEASE_SQL = """UPDATE relay.messages SET status = 'processing', lock_token = md5(random()::text || id),
-    locked_until = now() + interval '1 hour', dequeued_at = now(), attempt_count = 1
-WHERE queue_name = $1 AND status = 'queued' RETURNING id, lock_token"""
+# Leased rows are written as `processing` directly: one INSERT, no UPDATE of a large table.
+PREFILL_LEASED_SQL = """INSERT INTO relay.messages
+    (id, queue_id, queue_name, type, payload, max_attempts, ack_timeout_seconds, payload_size, created_at,
+     status, lock_token, locked_until, dequeued_at, attempt_count)
+SELECT 's' || md5(random()::text || g::text), q.id, q.name, 'bench', $2::json, 1000, 300, $3,
+       now() - interval '1 hour' + g * interval '1 microsecond',
+       'processing', md5(g::text || random()::text), now() + interval '1 hour', now(), 1
+FROM relay.queues q, generate_series(1, $4) AS g WHERE q.name = $1
+RETURNING id, lock_token"""
 
 
 async def prefill(setup_dsn: str, queue: str, count: int, payload_bytes: int, lease: bool) -> list[Lease]:
@@ -227,10 +233,11 @@ async def prefill(setup_dsn: str, queue: str, count: int, payload_bytes: int, le
     try:
         leases: list[Lease] = []
         if count > 0:
-            await conn.execute(PREFILL_SQL, queue, text, len(text), count)
             if lease:
-                rows = await conn.fetch(LEASE_SQL, queue)
+                rows = await conn.fetch(PREFILL_LEASED_SQL, queue, text, len(text), count)
                 leases = [Lease(r["id"], r["lock_token"]) for r in rows]
+            else:
+                await conn.execute(PREFILL_SQL, queue, text, len(text), count)
             await conn.execute("ANALYZE relay.messages")
         return leases
     finally:
