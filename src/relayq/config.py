@@ -80,6 +80,7 @@ class Settings:
     max_batch_size: int = _env("MAX_BATCH_SIZE", 10000)
     reaper_interval_ms: int = _env("REAPER_INTERVAL_MS", 500)
     event_flush_ms: int = _env("EVENT_FLUSH_MS", 100, doc="coalescing window for change notifications")
+    event_ping_seconds: float = _env("EVENT_PING_SECONDS", 15.0, doc="SSE keep-alive ping interval")
     coalesce_enabled: bool = _env("ENQUEUE_BUFFER_ENABLED", True, doc="natural batching of single-message requests")
     coalesce_max_batch: int = _env("ENQUEUE_BUFFER_MAX_SIZE", 500, doc="most items one coalesced statement carries")
     coalesce_max_inflight: int = _env(
@@ -91,6 +92,10 @@ class Settings:
     activity_buffer_max: int = _env("ACTIVITY_BUFFER_MAX", 50000, doc="entries held in memory before dropping")
     activity_flush_size: int = _env("ACTIVITY_FLUSH_SIZE", 500)
     activity_flush_interval_ms: int = _env("ACTIVITY_FLUSH_INTERVAL_MS", 100)
+    activity_payload_max_bytes: int = _env(
+        "ACTIVITY_PAYLOAD_MAX_BYTES", 10000, doc="payloads up to this size are copied into activity entries")
+    activity_retention_interval_seconds: float = _env(
+        "ACTIVITY_RETENTION_INTERVAL_SECONDS", 300.0, doc="how often old activity entries are removed")
     large_payload_threshold_bytes: int = _env("ACTIVITY_LARGE_PAYLOAD_THRESHOLD_BYTES", 5000)
     flash_message_threshold_ms: int = _env("ACTIVITY_FLASH_MESSAGE_THRESHOLD_MS", 500)
     long_processing_threshold_ms: int = _env("ACTIVITY_LONG_PROCESSING_THRESHOLD_MS", 10000)
@@ -133,6 +138,10 @@ class Settings:
             "MAX_REQUEST_BYTES": self.max_request_bytes,
             "ACTIVITY_FLUSH_SIZE": self.activity_flush_size,
             "ACTIVITY_BUFFER_MAX": self.activity_buffer_max,
+            "ACTIVITY_FLUSH_INTERVAL_MS": self.activity_flush_interval_ms,
+            "ACTIVITY_RETENTION_INTERVAL_SECONDS": self.activity_retention_interval_seconds,
+            "EVENT_PING_SECONDS": self.event_ping_seconds,
+            "ACTIVITY_BURST_THRESHOLD_COUNT": self.burst_threshold_count,
         }
         for name, value in positive.items():
             if value <= 0:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from relayq.config import Settings
 from relayq.db.database import Database
@@ -18,9 +19,13 @@ from relayq.db.migrate import migrate
 from relayq.services.admin import AdminService
 from relayq.services.changes import ChangeHub
 from relayq.services.messages import MessageService
+from relayq.services.metrics import Metrics
 from relayq.services.queues import QueueService
 from relayq.services.reaper import LeaseReaper
 from relayq.services.waiters import Waiters
+
+if TYPE_CHECKING:
+    from relayq.services.extensions import Extensions
 
 log = logging.getLogger("relayq")
 
@@ -39,12 +44,20 @@ class Relay:
     waiters: Waiters
     reaper: LeaseReaper
     admin: AdminService
+    metrics: Metrics = field(default_factory=Metrics)
+    background: bool = True
+    extensions: Extensions | None = None  # set by services.extensions.install
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop_hooks: list[StopHook] = field(default_factory=list)
 
     @classmethod
-    async def start(cls, settings: Settings, dsn: str | None = None, *, background: bool = True) -> Relay:
-        """Connect, migrate (under an advisory lock), ensure `default`, start background workers."""
+    async def start(
+        cls, settings: Settings, dsn: str | None = None, *, background: bool = True, metrics: Metrics | None = None
+    ) -> Relay:
+        """Connect, migrate (under an advisory lock), ensure `default`, start background workers.
+
+        `background=False` (tests) starts no loops: flushes happen only when called or at `stop`.
+        """
         db = await Database.connect(settings, dsn)
         async with db.pool.acquire() as conn:
             applied = await migrate(conn)
@@ -57,7 +70,9 @@ class Relay:
         await queues.ensure_default()
         messages = MessageService(db, settings, queues, hub, waiters)
         reaper = LeaseReaper(db, hub, settings.reaper_interval_ms / 1000)
-        relay = cls(settings, db, hub, queues, messages, waiters, reaper, AdminService(db, queues, hub))
+        relay = cls(settings, db, hub, queues, messages, waiters, reaper, AdminService(db, queues, hub),
+                    metrics=metrics or Metrics(), background=background)
+        hub.subscribe(relay.metrics.on_change)
         from relayq.services import extensions
 
         await extensions.install(relay)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -22,10 +23,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from relayq.api.http import REGISTRY, encode_json, ok
+from relayq.api.http import REGISTRY, ROOT_ROUTES, encode_json, ok
 from relayq.config import Settings
 from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
+from relayq.services.metrics import Metrics
 
 log = logging.getLogger("relayq.api")
 
@@ -78,6 +80,8 @@ def build_routes() -> list[Any]:
     for ep in sorted(REGISTRY, key=lambda e: e.path.count("{")):
         routes.append(Route("/api" + ep.path, ep.handler, methods=[ep.method]))
     routes.append(Route("/health", _root_health, methods=["GET"]))
+    for method, path, handler in ROOT_ROUTES:
+        routes.append(Route(path, handler, methods=[method]))
     routes.append(Mount("/api/reference/assets", StaticFiles(directory=_package_path("api", "static", "swagger-ui"))))
     routes.append(Route("/api/reference", _reference, methods=["GET"]))
     dashboard = _package_path("dashboard", "static")
@@ -103,12 +107,16 @@ async def _dashboard_index(request: Request) -> Response:
 
 
 class RelayGate:
-    """Plain ASGI wrapper: trailing slashes, CORS, API key, request-size limit."""
+    """Plain ASGI wrapper: trailing slashes, CORS, API key, request-size limit, latency histogram."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, metrics: Metrics | None = None) -> None:
         self.app = app
         self.settings = settings
         self.key = settings.secret_key.encode()
+        self.metrics = metrics or Metrics()
+        # Histogram label per handler: the route template, so ids in paths do not explode cardinality.
+        self.route_labels: dict[Any, str] = {ep.handler: "/api" + ep.path for ep in REGISTRY}
+        self.route_labels.update({handler: path for _, path, handler in ROOT_ROUTES})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -122,7 +130,19 @@ class RelayGate:
         if scope["method"] == "OPTIONS":
             await self._preflight(headers, send)
             return
-        send = _with_cors(send)
+        started = time.perf_counter()
+        status_box: list[int] = [0]
+        send = _with_cors(send, status_box)
+        try:
+            await self._guarded(scope, path, headers, receive, send)
+        finally:
+            route = self.route_labels.get(scope.get("endpoint"), "other")
+            labels = (("method", scope["method"]), ("route", route), ("status", str(status_box[0])))
+            self.metrics.observe("relayq_http_request_duration_seconds", labels, time.perf_counter() - started)
+
+    async def _guarded(
+        self, scope: Scope, path: str, headers: dict[bytes, bytes], receive: Receive, send: Send
+    ) -> None:
         if self.key and self._needs_key(path):
             given = headers.get(b"x-api-key")
             if given is None:
@@ -161,9 +181,10 @@ class RelayGate:
         await _send_json(send, 401, {"error": "Unauthorized", "message": message, "code": "UNAUTHORIZED"})
 
 
-def _with_cors(send: Send) -> Send:
+def _with_cors(send: Send, status_box: list[int]) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
+            status_box[0] = message["status"]
             message["headers"] = [*message.get("headers", []), (b"access-control-allow-origin", b"*")]
         await send(message)
 
@@ -196,10 +217,11 @@ async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
 def create_app(settings: Settings | None = None, dsn: str | None = None) -> ASGIApp:
     """Build the ASGI app; the lifespan starts and stops the broker's services."""
     settings = settings or Settings.from_env()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        relay = await Relay.start(settings, dsn)
+        relay = await Relay.start(settings, dsn, metrics=metrics)
         app.state.relay = relay
         try:
             yield
@@ -212,7 +234,7 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> ASGI
         exception_handlers={RelayError: relay_error, HTTPException: http_error, Exception: internal_error},
     )
     app.router.redirect_slashes = False
-    return RelayGate(app, settings)
+    return RelayGate(app, settings, metrics)
 
 
 __all__ = ["create_app", "ok"]

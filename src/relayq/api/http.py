@@ -78,6 +78,8 @@ class Endpoint:
 
 
 REGISTRY: list[Endpoint] = []
+# Endpoints outside /api (GET /metrics): (method, path, handler); not part of the OpenAPI document.
+ROOT_ROUTES: list[tuple[str, str, Handler]] = []
 
 
 def endpoint(
@@ -93,6 +95,16 @@ def endpoint(
             body_kind if body is not None or body_kind != "object" else "none",
             responses or {200: "OK"}, auth, description,
         ))
+        return handler
+
+    return register
+
+
+def root_endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register a handler at the server root (outside /api), e.g. the Prometheus scrape target."""
+
+    def register(handler: Handler) -> Handler:
+        ROOT_ROUTES.append((method, path, handler))
         return handler
 
     return register

@@ -20,6 +20,8 @@ _CAMEL_RE = re.compile(r"_([a-z0-9])")
 _SNAKE_RE = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 MISSING: Any = object()
+# Integer fields land in PostgreSQL `integer` columns unless a field sets a tighter maximum.
+INT32_MAX = 2**31 - 1
 
 
 def other_case(name: str) -> str:
@@ -130,6 +132,8 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
                 if not value.is_integer():
                     raise _fail(path, "must be an integer")
                 value = int(value)
+            if abs(value) > INT32_MAX and spec.maximum is None:
+                raise _fail(path, f"must be at most {INT32_MAX}" if value > 0 else f"must be at least {-INT32_MAX}")
         return _check_number(spec, path, value)
     if kind == "timestamp":
         if not isinstance(value, str):
@@ -138,6 +142,8 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
     if kind in ("str", "choice"):
         if not isinstance(value, str):
             raise _fail(path, "must be a string")
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL
+            raise _fail(path, "must not contain NUL characters")
         if spec.min_length is not None and len(value) < spec.min_length:
             raise _fail(path, f"must be at least {spec.min_length} characters")
         if spec.max_length is not None and len(value) > spec.max_length:

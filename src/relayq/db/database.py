@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from relayq.config import Settings
-from relayq.domain.errors import database_unavailable
+from relayq.domain.errors import RelayError, database_unavailable
 
 # Errors that mean "the database is not there right now", as opposed to a bad statement.
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
@@ -27,7 +27,18 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InterfaceError,
+    # 57014: statement_timeout or a cancel; the statement rolled back, so a retry is safe.
+    asyncpg.exceptions.QueryCanceledError,
+    # 53xxx: "too many clients" and friends, typical while PostgreSQL restarts.
+    asyncpg.exceptions.InsufficientResourcesError,
+    # The driver's own state broke, e.g. a connection the server killed mid-statement.
+    asyncpg.exceptions.InternalClientError,
 )
+
+# SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
+# a NUL character in text, an integer beyond 32 bits or a timestamp past year 294276. Every
+# value reaches SQL as a bind parameter from a request, so these are the client's input: 400.
+INVALID_VALUE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError,)
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -87,10 +98,12 @@ class QueryRunner:
 class Database(QueryRunner):
     """A pool of connections to Relay's database; all queries are parameterized."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, dsn: str = "") -> None:
         self.pool = pool
         self.settings = settings
         self.stats = DatabaseStats()
+        # For the few services that need a connection of their own (LISTEN).
+        self.dsn = dsn or settings.dsn()
 
     @classmethod
     async def connect(cls, settings: Settings, dsn: str | None = None) -> Database:
@@ -112,7 +125,7 @@ class Database(QueryRunner):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise database_unavailable(str(exc)) from exc
-        return cls(pool, settings)
+        return cls(pool, settings, dsn or settings.dsn())
 
     async def close(self) -> None:
         """Close every connection, waiting briefly for queries in flight."""
@@ -139,7 +152,15 @@ class Database(QueryRunner):
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
         try:
             async with self.pool.acquire(timeout=self.settings.connect_timeout) as conn:
-                yield conn
+                try:
+                    yield conn
+                except UNAVAILABLE_ERRORS:
+                    # Never hand a connection that failed this way to the next request: without
+                    # a reset query on release, a half-dead one would fail it with a 500.
+                    conn.terminate()
+                    raise
+        except INVALID_VALUE_ERRORS as exc:
+            raise invalid_value(exc) from exc
         except UNAVAILABLE_ERRORS as exc:
             self.stats.errors += 1
             raise database_unavailable(type(exc).__name__) from exc
@@ -147,6 +168,13 @@ class Database(QueryRunner):
     def _account(self, started: float) -> None:
         self.stats.round_trips += 1
         self.stats.seconds += time.perf_counter() - started
+
+
+def invalid_value(exc: BaseException) -> RelayError:
+    """A 400 for a request value the database refused (see INVALID_VALUE_ERRORS)."""
+    reason = str(exc).split("\n", 1)[0]
+    return RelayError(400, "VALIDATION_ERROR", f"A value cannot be stored: {reason}",
+                      details=[{"field": "", "message": reason}])
 
 
 class Transaction(QueryRunner):

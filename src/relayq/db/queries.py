@@ -33,8 +33,9 @@ BACKOFF = (
 _BLOCK_RE = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
 
 
-def _load_blocks() -> dict[str, str]:
-    text = (resources.files("relayq.db") / "sql" / "queries.sql").read_text(encoding="utf-8")
+def load_named(filename: str) -> dict[str, str]:
+    """The `-- name: x` blocks of one file under db/sql/, by name."""
+    text = (resources.files("relayq.db") / "sql" / filename).read_text(encoding="utf-8")
     parts = _BLOCK_RE.split(text)
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
@@ -70,7 +71,7 @@ class Queries:
     """`Queries.get(name, kind)` returns the SQL text for one message table."""
 
     def __init__(self) -> None:
-        blocks = _load_blocks()
+        blocks = load_named("queries.sql")
         self._sql: dict[tuple[str, StorageKind], str] = {
             (name, kind): _expand(body, kind) for name, body in blocks.items() for kind in MESSAGE_TABLES
         }

@@ -329,7 +329,7 @@ class MessageService:
         now = time.time()
         for row in settled.rows:
             action = "move_to_dlq" if row["status"] == "dead" else "nack"
-            self.hub.publish(Change(action, row["queue_name"], rows=[row], at=now, consumer_id=row["consumer_id"],
+            self.hub.publish(Change(action, row["queue_name"], rows=[row], at=now, consumer_id=row["prev_consumer_id"],
                                     error_reason=row["last_error"], batch_size=len(items) if batch else None))
             due = row["available_at"] - now
             if row["status"] == "queued" and due > 0:

@@ -80,7 +80,8 @@ WHERE m.id = ANY($1::text[]) {queue_filter:2}
 
 -- name: nack
 -- Requeue with backoff while attempts remain, else dead-letter. $4 and $5 are the default
--- reasons for the requeue and dead-letter cases.
+-- reasons for the requeue and dead-letter cases. The self-join `prev` (the row before this
+-- update) returns the consumer that failed, which a requeue clears, for the activity log and stats.
 UPDATE {messages} AS m SET
     status = CASE WHEN m.attempt_count >= m.max_attempts THEN 'dead' ELSE 'queued' END,
     last_error = CASE WHEN m.attempt_count >= m.max_attempts THEN coalesce(i.reason, $5)
@@ -92,10 +93,12 @@ UPDATE {messages} AS m SET
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
         ELSE now() + make_interval(secs => coalesce(i.delay,
              {backoff})) END
-FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, reason, delay)
+FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, reason, delay),
+     {messages} AS prev
 WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
   AND (i.token IS NULL OR m.lock_token = i.token)
-RETURNING {event_columns}, i.token AS prev_lock_token
+  AND prev.id = m.id AND prev.queue_id = m.queue_id
+RETURNING {event_columns}, prev.lock_token AS prev_lock_token, prev.consumer_id AS prev_consumer_id
 
 -- name: touch
 UPDATE {messages} AS m SET locked_until = now() + make_interval(secs => coalesce($3::float8, m.ack_timeout_seconds))

@@ -1,0 +1,205 @@
+"""Hostile input: every malformed, oversized or malicious request gets a 4xx, never a 500,
+and never changes anything it should not (docs/reliability.md, "Hostile input")."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.support.server import LiveServer, start_server
+
+INJECTIONS = [
+    "x'; DROP TABLE relay.messages; --",
+    "x\"; DELETE FROM relay.queues; --",
+    "' OR '1'='1",
+    "1; SELECT pg_sleep(5)",
+    "created_at DESC; TRUNCATE relay.messages",
+    "%' OR 1=1 --",
+    "$1",
+    "\\'; --",
+]
+
+
+def _snapshot(api: httpx.Client, queue: str) -> tuple[int, int, list[str]]:
+    metrics = api.get("/queue/metrics").json()
+    listing = api.get("/queue/main/messages", params={"queueName": queue, "limit": 1000}).json()
+    queues = sorted(q["name"] for q in api.get("/queues").json()["queues"])
+    return metrics["queued"], listing["pagination"]["total"], queues
+
+
+def test_invalid_utf8_and_malformed_bodies_are_400_invalid_json(api: httpx.Client, queue: str) -> None:
+    bodies = [
+        b'{"type":"\xff\xfe","payload":1}',  # invalid UTF-8
+        b'{"type":"a","payload":"\\ud800"}',  # lone surrogate
+        b'{"type":"a","payload":' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nesting beyond any sane depth
+        b'{"type":"a","payload":1e400}',  # not a finite number
+        b"\x00\x01\x02",
+        b'{"type":"a",',
+    ]
+    for body in bodies:
+        response = api.post("/queue/message", content=body, params={"queue": queue})
+        assert response.status_code == 400, (body[:40], response.text)
+        assert response.json()["code"] == "INVALID_JSON"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("type", "a\u0000b"), ("queue", "q\u0000"), ("consumerId", "\u0000"), ("idempotencyKey", "k\u0000"),
+])
+def test_nul_characters_in_text_fields_are_400(api: httpx.Client, field: str, value: str) -> None:
+    response = api.post("/queue/message", json={"type": "t", "payload": 1, field: value})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+def test_nul_in_paths_queries_and_id_lists_is_400(api: httpx.Client) -> None:
+    cases = [
+        api.get("/queue/message", params={"queue": "a\u0000"}),
+        api.post("/queue/message/s%00abc/nack", json={}),
+        api.put("/queue/message/s%00abc/touch", json={"lock_token": "x"}),
+        api.post("/queue/move", json={"messages": ["s\u0000"], "fromQueue": "main", "toQueue": "dead"}),
+        api.get("/queue/main/messages", params={"search": "\u0000"}),
+    ]
+    for response in cases:
+        assert response.status_code == 400, response.text
+
+
+def test_numbers_beyond_storage_range_are_400(api: httpx.Client, queue: str) -> None:
+    base = {"type": "t", "payload": 1, "queue": queue}
+    cases = [
+        api.post("/queue/message", json={**base, "maxAttempts": 10**20}),
+        api.post("/queue/message", json={**base, "ackTimeout": 99_999_999_999}),
+        api.get("/queue/main/messages", params={"filterPriority": "99999999999"}),
+        api.get("/queue/main/messages", params={"startDate": "99999999999999999999"}),
+        api.get("/queue/main/messages", params={"page": "99999999999999"}),
+        api.post("/queues", json={"name": queue + "_x", "ack_timeout_seconds": 99_999_999_999}),
+    ]
+    for response in cases:
+        assert response.status_code == 400, response.text
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    leased_id = api.post("/queue/message", json=base).json()["id"]
+    endless = api.get("/queue/message", params={"queue": queue, "ackTimeout": "1e300"})
+    assert endless.status_code == 400, endless.text
+    leased = api.get("/queue/message", params={"queue": queue}).json()  # the refused lease took nothing
+    assert leased["id"] == leased_id
+    touch = api.put(f"/queue/message/{leased_id}/touch", json={"lock_token": leased["lock_token"],
+                                                                "extend_seconds": 1e300})
+    assert touch.status_code == 400, touch.text
+    nack = api.post(f"/queue/message/{leased_id}/nack", json={"lock_token": leased["lock_token"],
+                                                               "delaySeconds": 1e300})
+    assert nack.status_code == 400, nack.text
+    # The refused touch and nack left the lease exactly as it was.
+    ack = api.post("/queue/ack", json={"id": leased_id, "lock_token": leased["lock_token"]})
+    assert ack.status_code == 200, ack.text
+
+
+def test_sql_injection_through_every_filter_sort_and_name_changes_nothing(api: httpx.Client, queue: str) -> None:
+    canary = api.post("/queue/message", json={"type": "canary", "payload": {"n": 1}, "queue": queue}).json()["id"]
+    before = _snapshot(api, queue)
+    for evil in INJECTIONS:
+        responses = [
+            api.post("/queue/message", json={"type": evil, "payload": evil, "queue": evil}),
+            api.post("/queues", json={"name": evil}),
+            api.get(f"/queues/{evil}"),
+            api.patch(f"/queues/{evil}", json={"description": evil}),
+            api.delete(f"/queues/{evil}", params={"force": "true"}),
+            api.post(f"/queues/{evil}/purge", json={"status": "all"}),
+            api.post(f"/queues/{queue}/rename", json={"newName": evil}),
+            api.get("/queue/message", params={"queue": evil, "type": evil, "consumerId": evil}),
+            api.get("/queue/messages/batch", params={"queue": queue, "type": evil, "count": 5}),
+            api.post("/queue/ack", json={"id": evil, "lock_token": evil}),
+            api.post("/queue/ack/batch", json={"acks": [{"id": evil, "lock_token": evil}]}),
+            api.post(f"/queue/message/{evil}/nack", json={"lock_token": evil, "errorReason": evil}),
+            api.put(f"/queue/message/{evil}/touch", json={"lock_token": evil}),
+            api.put(f"/queue/message/{evil}", json={"type": evil}),
+            api.delete(f"/queue/message/{evil}"),
+            api.post("/queue/messages/delete", json={"messageIds": [evil]}),
+            api.post("/queue/move", json={"messages": [evil], "fromQueue": "main", "toQueue": "dead"}),
+            api.get("/queue/status", params={"queueName": evil}),
+            api.get("/queue/metrics", params={"queueName": evil}),
+            api.get("/queue/main/export", params={"queueName": evil, "search": evil}),
+            api.get("/queue/messages", params={"startTimestamp": evil, "endTimestamp": evil}),
+        ]
+        for sort_param in ("sortBy", "sortOrder", "filterType", "search", "queueName", "startDate",
+                           "filterPriority", "filterAttempts", "page", "limit"):
+            responses.append(api.get("/queue/main/messages", params={sort_param: evil}))
+        responses.append(api.get(f"/queue/{evil}/messages"))
+        responses.append(api.delete(f"/queue/{evil}/clear", params={"queueName": evil}))
+        for response in responses:
+            assert response.status_code < 500, (evil, response.request.url, response.text)
+    assert _snapshot(api, queue) == before
+    # The canary is untouched, and search treats quotes and wildcards as plain text.
+    found = api.get("/queue/main/messages", params={"queueName": queue, "search": canary}).json()
+    assert [m["id"] for m in found["messages"]] == [canary]
+    wildcard = api.get("/queue/main/messages", params={"queueName": queue, "search": "%"}).json()
+    assert wildcard["pagination"]["total"] == 0
+
+
+def test_payload_over_limit_and_huge_batches_are_refused_and_store_nothing(api: httpx.Client, queue: str) -> None:
+    big = "x" * (1024 * 1024 + 1)
+    response = api.post("/queue/message", json={"type": "t", "payload": big, "queue": queue})
+    assert response.status_code == 413 and response.json()["code"] == "PAYLOAD_TOO_LARGE"
+    batch = [{"type": "t", "payload": i, "queue": queue} for i in range(10_001)]
+    response = api.post("/queue/batch", json=batch)
+    assert response.status_code == 400, response.text
+    mixed = [{"type": "t", "payload": 1, "queue": queue}, {"type": "t", "payload": big, "queue": queue}]
+    assert api.post("/queue/batch", json=mixed).status_code == 413
+    too_many_acks = {"acks": [{"id": f"s{i}", "lock_token": "x"} for i in range(1001)]}
+    assert api.post("/queue/ack/batch", json=too_many_acks).status_code == 400
+    assert api.get("/queue/messages/batch", params={"queue": queue, "count": 1001}).status_code == 400
+    assert api.get("/queue/status", params={"queueName": queue}).json()["mainQueue"]["length"] == 0
+
+
+@pytest.fixture(scope="module")
+def small_limit_server(database_url: str) -> Iterator[LiveServer]:
+    """A server whose request-size limit is 256 KiB, to test streaming cut-off cheaply."""
+    with start_server(database_url, {"MAX_REQUEST_BYTES": str(256 * 1024)}) as server:
+        yield server
+
+
+def test_oversized_body_is_cut_off_even_without_content_length(small_limit_server: LiveServer) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'[{"type":"t","queue":"cutoff","payload":"'
+        for _ in range(64):
+            yield b"y" * 16384
+        yield b'"}]'
+
+    with httpx.Client(base_url=small_limit_server.api, timeout=30) as client:
+        assert client.post("/queues", json={"name": "cutoff"}).status_code in (201, 409)
+        declared = client.post("/queue/batch", content=b"[" + b" " * (300 * 1024) + b"]")
+        assert declared.status_code == 413 and declared.json()["code"] == "PAYLOAD_TOO_LARGE"
+        try:
+            streamed = client.post("/queue/batch", content=chunks())
+            assert streamed.status_code == 413, streamed.text
+        except httpx.TransportError:
+            pass  # the server may also just close the connection mid-body: cut off either way
+        assert client.get("/queue/status", params={"queueName": "cutoff"}).json()["mainQueue"]["length"] == 0
+        assert client.get("/health").status_code == 200
+
+
+def test_slow_clients_do_not_block_others(live_server: LiveServer, api: httpx.Client, queue: str) -> None:
+    parts = urlsplit(live_server.url)
+    slow: list[socket.socket] = []
+    try:
+        for i in range(40):
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+            # Half a request: headers never finish (slowloris), or a body that never arrives.
+            if i % 2:
+                sock.sendall(b"GET /api/queue/metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            else:
+                sock.sendall(b"POST /api/queue/message HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"ty")
+            slow.append(sock)
+        started = time.monotonic()
+        for n in range(20):
+            response = api.post("/queue/message", json={"type": "t", "payload": n, "queue": queue})
+            assert response.status_code == 201
+        assert api.get("/queue/messages/batch", params={"queue": queue, "count": 20}).json()["count"] == 20
+        assert time.monotonic() - started < 30  # generous: a shared 2-core machine
+    finally:
+        for sock in slow:
+            sock.close()
+    assert api.get("/health").status_code == 200
