@@ -50,6 +50,7 @@ def test_lifecycle_history_reads_enqueue_dequeue_acknowledge(api: httpx.Client, 
     assert [e["action"] for e in entries] == ["enqueue", "dequeue", "acknowledge"]
     enq, deq, ack = entries
     assert enq["consumer_id"] == "producer" and enq["priority"] == 3 and enq["payload"] == {"n": 1}
+    assert enq["max_attempts"] == 3  # the queue's default, as stored
     assert deq["consumer_id"] == "w1" and deq["attempt_count"] == 1 and deq["queue"] == queue
     assert isinstance(ack["processing_time_ms"], int) and ack["triggered_by"] == "api"
     assert all(isinstance(e["timestamp"], int) and e["log_id"].isdigit() for e in entries)
@@ -84,6 +85,9 @@ def test_every_filter_narrows(api: httpx.Client, queue: str) -> None:
     api.post(f"/queue/message/{leased['id']}/nack", json={"lock_token": leased["lock_token"], "errorReason": "no"})
     everything = eventually(lambda: activity(api, queue_name=queue), lambda body: body["total"] >= 5)
     assert everything["total"] == 5  # create_queue, 2 enqueue, dequeue, nack
+    assert everything["summary"] == {"total": 5, "by_action": {"create_queue": 1, "dequeue": 1, "enqueue": 2,
+                                                               "nack": 1}}
+    assert activity(api, queue_name=queue, limit=1)["summary"]["by_action"]["enqueue"] == 2  # all matches
     logs = everything["logs"]
     assert [(e["timestamp"], int(e["log_id"])) for e in logs] == sorted(
         ((e["timestamp"], int(e["log_id"])) for e in logs), reverse=True)
@@ -151,6 +155,14 @@ def test_consumer_stats_read_your_writes(api: httpx.Client, queue: str) -> None:
     everyone = api.get("/queue/activity/consumers").json()["stats"]
     assert everyone["unknown"]["queues"][queue]["dequeue_count"] == 1
     assert api.get("/queue/activity/consumers", params={"consumer_id": "ghost"}).json() == {"stats": {}}
+    other = "o_" + queue
+    api.post("/queues", json={"name": other})
+    enqueue(api, other)
+    lease(api, other, "stats-worker")
+    only_first = api.get("/queue/activity/consumers", params={"consumer_id": "stats-worker", "queue_name": queue})
+    assert only_first.json()["stats"]["stats-worker"]["dequeue_count"] == 2
+    assert list(only_first.json()["stats"]["stats-worker"]["queues"]) == [queue]
+    assert api.get("/queue/activity/consumers", params={"queue_name": "nobody_here"}).json() == {"stats": {}}
 
 
 def test_activity_follows_queue_rename_and_goes_with_delete(api: httpx.Client, queue: str) -> None:

@@ -147,6 +147,7 @@ def test_every_queue_type_supports_every_operation(api: httpx.Client) -> None:
         assert api.delete(f"/queue/message/{ids[0]}", params={"queueType": "dead"}).status_code == 200
         counts = api.get(f"/queues/{name}").json()
         assert (counts["message_count"], counts["processing_count"], counts["dead_count"]) == (3, 0, 0)
+        assert (counts["acknowledged_count"], counts["archived_count"]) == (1, 0)
         renamed = new_name()
         assert api.post(f"/queues/{name}/rename", json={"newName": renamed}).status_code == 200
         assert api.get("/queue/message", params={"queue": renamed}).status_code == 200

@@ -18,11 +18,12 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relayq import dashboard
 from relayq.api.http import REGISTRY, ROOT_ROUTES, encode_json, ok
 from relayq.config import Settings
 from relayq.domain.errors import RelayError
@@ -84,11 +85,7 @@ def build_routes() -> list[Any]:
         routes.append(Route(path, handler, methods=[method]))
     routes.append(Mount("/api/reference/assets", StaticFiles(directory=_package_path("api", "static", "swagger-ui"))))
     routes.append(Route("/api/reference", _reference, methods=["GET"]))
-    dashboard = _package_path("dashboard", "static")
-    if (dashboard / "index.html").is_file():
-        routes.append(Route("/dashboard", _dashboard_index, methods=["GET"]))
-        routes.append(Mount("/dashboard", StaticFiles(directory=dashboard, html=True)))
-    routes.append(Route("/", lambda request: RedirectResponse("/dashboard", 302), methods=["GET"]))
+    routes.extend(dashboard.routes())
     return routes
 
 
@@ -100,10 +97,6 @@ async def _root_health(request: Request) -> Response:
 
 async def _reference(request: Request) -> Response:
     return HTMLResponse(_package_path("api", "static", "reference.html").read_text(encoding="utf-8"))
-
-
-async def _dashboard_index(request: Request) -> Response:
-    return FileResponse(_package_path("dashboard", "static", "index.html"))
 
 
 class RelayGate:

@@ -128,26 +128,29 @@ class MessageService:
             ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
             inserted = await self._insert(items, ids, refs)
         results = await self._resolve_duplicates(items, ids, inserted, refs)
-        self._announce_enqueue(items, results, batch)
+        self._announce_enqueue(items, results, batch, inserted)
         return results
 
-    async def _insert(self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]) -> set[str]:
+    async def _insert(
+        self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]
+    ) -> dict[str, int]:
+        """Insert per table; returns {stored id: its effective max_attempts}."""
         by_kind: dict[StorageKind, list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             by_kind[refs[item.queue].kind].append(index)
         if len(by_kind) == 1:
             (kind, indexes), = by_kind.items()
             return await self._insert_kind(self.db, kind, items, ids, indexes, refs)
-        inserted: set[str] = set()
+        inserted: dict[str, int] = {}
         async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
             for kind, indexes in by_kind.items():
-                inserted |= await self._insert_kind(tx, kind, items, ids, indexes, refs)
+                inserted.update(await self._insert_kind(tx, kind, items, ids, indexes, refs))
         return inserted
 
     async def _insert_kind(
         self, runner: Any, kind: StorageKind, items: Sequence[NewMessage], ids: list[str],
         indexes: list[int], refs: dict[str, QueueRef],
-    ) -> set[str]:
+    ) -> dict[str, int]:
         chosen = [items[i] for i in indexes]
         queue_names = list(dict.fromkeys(i.queue for i in chosen))
         row = await runner.fetchrow(
@@ -167,10 +170,10 @@ class MessageService:
         )
         if not row["all_found"]:
             raise _StaleQueues()
-        return set(row["inserted"])
+        return dict(zip(row["inserted"] or [], row["max_attempts"] or [], strict=True))
 
     async def _resolve_duplicates(
-        self, items: Sequence[NewMessage], ids: list[str], inserted: set[str], refs: dict[str, QueueRef]
+        self, items: Sequence[NewMessage], ids: list[str], inserted: Mapping[str, int], refs: dict[str, QueueRef]
     ) -> list[Enqueued]:
         if len(inserted) == len(items):
             return [Enqueued(mid, item.queue) for mid, item in zip(ids, items, strict=True)]
@@ -201,7 +204,9 @@ class MessageService:
             results.append(Enqueued(found, item.queue, duplicate=True))
         return results
 
-    def _announce_enqueue(self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool) -> None:
+    def _announce_enqueue(
+        self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool, inserted: Mapping[str, int]
+    ) -> None:
         now = time.time()
         per_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item, result in zip(items, results, strict=True):
@@ -210,7 +215,7 @@ class MessageService:
             per_queue[item.queue].append({
                 "id": result.id, "queue_name": item.queue, "type": item.type, "priority": item.priority,
                 "payload": item.payload, "payload_size": item.payload_size, "attempt_count": 0,
-                "max_attempts": item.max_attempts, "consumer_id": item.consumer_id, "created_at": now,
+                "max_attempts": inserted.get(result.id), "consumer_id": item.consumer_id, "created_at": now,
                 "available_at": now + item.delay, "status": "queued",
             })
         for queue, rows in per_queue.items():

@@ -329,4 +329,7 @@ def queue_to_wire(row: Any, counts: dict[str, int] | None) -> dict[str, Any]:
         "message_count": counts.get("queued", 0),
         "processing_count": counts.get("processing", 0),
         "dead_count": counts.get("dead", 0),
+        # (new) so a dashboard needs one request for every status of every queue
+        "acknowledged_count": counts.get("acknowledged", 0),
+        "archived_count": counts.get("archived", 0),
     }

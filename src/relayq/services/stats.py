@@ -163,10 +163,18 @@ class ConsumerStats:
             self.pending.setdefault((consumer, new), Counts()).add(counts)
 
 
-def stats_to_wire(stats: Mapping[str, Mapping[str, Counts]]) -> dict[str, dict[str, Any]]:
-    """GET /queue/activity/consumers: per consumer totals (original fields) plus a per-queue breakdown."""
+def stats_to_wire(
+    stats: Mapping[str, Mapping[str, Counts]], queue: str | None = None
+) -> dict[str, dict[str, Any]]:
+    """GET /queue/activity/consumers: per consumer totals (original fields) plus a per-queue breakdown.
+
+    With `queue`, only that queue's counts are kept, and consumers that never touched it are left out.
+    """
     out: dict[str, dict[str, Any]] = {}
-    for consumer, per_queue in stats.items():
+    for consumer, all_queues in stats.items():
+        per_queue = {q: c for q, c in all_queues.items() if queue is None or q == queue}
+        if not per_queue:
+            continue
         total = Counts()
         for counts in per_queue.values():
             total.add(counts)

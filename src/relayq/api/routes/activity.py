@@ -46,7 +46,8 @@ ANOMALY_QUERY = (
     Field("sort_order", "choice", default="desc", choices=("asc", "desc")),
     *PAGING,
 )
-CONSUMER_QUERY = (Field("consumer_id", "str"),)
+CONSUMER_QUERY = (Field("consumer_id", "str"), Field("queue_name", "str", aliases=("queue", "queueName"),
+                                                     doc="(new) only this queue's counts"))
 
 
 def _trimmed(value: str | None) -> str | None:
@@ -76,8 +77,10 @@ async def activity(request: Request) -> Response:
         queue=q["queue_name"], start=q["start_time"], end=q["end_time"], has_anomaly=q["has_anomaly"],
         anomaly_type=_trimmed(q["anomaly_type"]),
     )
-    logs, total = await extensions_of(relay(request)).store.list_entries(flt, q["limit"], q["offset"])
-    return ok({"logs": logs, "total": total, "pagination": _pagination(total, q["limit"], q["offset"])})
+    logs, by_action = await extensions_of(relay(request)).store.list_entries(flt, q["limit"], q["offset"])
+    total = sum(by_action.values())
+    return ok({"logs": logs, "total": total, "pagination": _pagination(total, q["limit"], q["offset"]),
+               "summary": {"total": total, "by_action": by_action}})  # summary is new: all matches, not a page
 
 
 @endpoint("GET", "/queue/activity/message/{id}", summary="One message's history, oldest first", tag="activity")
@@ -115,6 +118,6 @@ async def clear(request: Request) -> Response:
 @endpoint("GET", "/queue/activity/consumers", summary="Per-consumer dequeue, ack and failure counts",
           tag="activity", query=CONSUMER_QUERY)
 async def consumers(request: Request) -> Response:
-    consumer = _trimmed(parse_query(CONSUMER_QUERY, request.query_params)["consumer_id"])
-    stats = await extensions_of(relay(request)).stats.read(consumer)
-    return ok({"stats": stats_to_wire(stats)})
+    q = parse_query(CONSUMER_QUERY, request.query_params)
+    stats = await extensions_of(relay(request)).stats.read(_trimmed(q["consumer_id"]))
+    return ok({"stats": stats_to_wire(stats, _trimmed(q["queue_name"]))})

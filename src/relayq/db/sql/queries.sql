@@ -31,9 +31,11 @@ WITH q AS (
             SELECT 1 FROM {messages} e WHERE e.queue_name = i.queue_name AND e.idempotency_key = i.idem_key))
     ORDER BY i.ord
     {on_conflict}
-    RETURNING m.id
+    RETURNING m.id, m.max_attempts
 )
-SELECT (SELECT all_found FROM ok) AS all_found, ARRAY(SELECT id FROM ins) AS inserted
+SELECT (SELECT all_found FROM ok) AS all_found, array_agg(ins.id) AS inserted,
+       array_agg(ins.max_attempts) AS max_attempts
+FROM ins
 
 -- name: existing_by_idempotency_key
 SELECT queue_name, idempotency_key, id FROM {messages}

@@ -78,15 +78,20 @@ class ActivityStore:
         async with self.db.pool.acquire(timeout=self.db.settings.connect_timeout) as conn:
             await conn.execute(SQL["activity_insert"], *columns, timeout=WRITE_TIMEOUT)
 
-    async def list_entries(self, flt: ActivityFilter, limit: int, offset: int) -> tuple[list[msgspec.Raw], int]:
-        """Newest first: one page of entries (as JSON) and the total matching count."""
+    async def list_entries(
+        self, flt: ActivityFilter, limit: int, offset: int
+    ) -> tuple[list[msgspec.Raw], dict[str, int]]:
+        """Newest first: one page of entries (as JSON) and the matching count per action."""
         rows = await self.db.fetch(
             f"SELECT {ENTRY_JSON} AS entry FROM relay.activity_log l WHERE {FILTER} "
             "ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 OFFSET $11",
             *flt.args(), limit, offset,
         )
-        total = await self.db.fetchval(f"SELECT count(*) FROM relay.activity_log l WHERE {FILTER}", *flt.args())
-        return [msgspec.Raw(r["entry"].encode()) for r in rows], int(total)
+        counts = await self.db.fetch(
+            f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
+            *flt.args(),
+        )
+        return [msgspec.Raw(r["entry"].encode()) for r in rows], {r["action"]: int(r["n"]) for r in counts}
 
     async def history(self, message_id: str) -> list[msgspec.Raw]:
         """Every entry of one message, oldest first."""

@@ -1,0 +1,93 @@
+// REST client for the Relay API. URLs are resolved against this module's own URL
+// (…/dashboard/api.js → …/api/), so the dashboard works under any host or path prefix.
+const API_BASE = new URL('../api/', import.meta.url);
+const KEY_STORAGE = 'relay.apiKey';
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.code;
+    this.body = body;
+  }
+}
+
+let unauthorizedHandler = () => {};
+
+/** Register what to do when the server answers 401 (the app shows the key dialog). */
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
+
+export function getApiKey() {
+  return localStorage.getItem(KEY_STORAGE) || '';
+}
+
+export function setApiKey(key) {
+  if (key) localStorage.setItem(KEY_STORAGE, key);
+  else localStorage.removeItem(KEY_STORAGE);
+}
+
+/** Absolute URL of an API path with query parameters; empty values are left out. */
+export function apiUrl(path, query = {}) {
+  const url = new URL(path.replace(/^\//, ''), API_BASE);
+  for (const [name, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== '') url.searchParams.set(name, String(value));
+  }
+  return url;
+}
+
+function headers(extra = {}) {
+  const key = getApiKey();
+  return key ? { 'X-API-KEY': key, ...extra } : extra;
+}
+
+async function send(method, path, { query, body, form } = {}) {
+  const init = { method, headers: headers() };
+  if (form) init.body = form;
+  else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers['Content-Type'] = 'application/json';
+  }
+  const response = await fetch(apiUrl(path, query), init);
+  if (response.status === 401) {
+    const payload = await response.json().catch(() => null);
+    const error = new ApiError(401, payload);
+    unauthorizedHandler(error);
+    throw error;
+  }
+  return response;
+}
+
+/** Send a request and return the parsed JSON body; throws ApiError on any non-2xx. */
+export async function request(method, path, options = {}) {
+  const response = await send(method, path, options);
+  const payload = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, payload);
+  return payload;
+}
+
+export const api = {
+  get: (path, query) => request('GET', path, { query }),
+  post: (path, body, query) => request('POST', path, { body, query }),
+  put: (path, body, query) => request('PUT', path, { body, query }),
+  patch: (path, body) => request('PATCH', path, { body }),
+  del: (path, query) => request('DELETE', path, { query }),
+  upload: (path, form) => request('POST', path, { form }),
+};
+
+/** Fetch a file (with the API key header) and hand it to the browser as a download. */
+export async function download(path, query, fallbackName) {
+  const response = await send('GET', path, { query });
+  if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+  const disposition = response.headers.get('Content-Disposition') || '';
+  const match = /filename="?([^";]+)"?/.exec(disposition);
+  const blob = await response.blob();
+  const link = document.createElement('a');
+  link.href = URL.createObjectURL(blob);
+  link.download = match ? match[1] : fallbackName;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
