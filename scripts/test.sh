@@ -15,6 +15,12 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
     || echo "warning: could not install chromium; browser tests will be skipped"
 fi
 
+# The pgbouncer tests need Debian's pgbouncer (transaction pooling); install it when missing.
+if ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q pgbouncer >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q pgbouncer >/dev/null 2>&1)) \
+    || echo "warning: could not install pgbouncer; pgbouncer tests will be skipped"
+fi
+
 # The tests need a PostgreSQL server: use the configured one, else start the machine's cluster.
 if [ -z "${RELAY_TEST_DATABASE_URL:-}" ]; then
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then

@@ -79,6 +79,15 @@ class Settings:
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 64 * 1024 * 1024)
     max_batch_size: int = _env("MAX_BATCH_SIZE", 10000)
     reaper_interval_ms: int = _env("REAPER_INTERVAL_MS", 500)
+    maintenance_interval_seconds: float = _env(
+        "MAINTENANCE_INTERVAL_SECONDS", 30.0, doc="how often each process runs retention and partition upkeep"
+    )
+    acknowledged_retention_hours: float = _env(
+        "ACKNOWLEDGED_RETENTION_HOURS", 168.0,
+        doc="default retention of acknowledged and archived messages; 0 keeps them forever",
+    )
+    retention_batch_size: int = _env("RETENTION_BATCH_SIZE", 5000, doc="rows one retention DELETE removes")
+    partitions_ahead: int = _env("PARTITIONS_AHEAD", 3, doc="future time partitions kept ready per queue")
     event_flush_ms: int = _env("EVENT_FLUSH_MS", 100, doc="coalescing window for change notifications")
     event_ping_seconds: float = _env("EVENT_PING_SECONDS", 15.0, doc="SSE keep-alive ping interval")
     coalesce_enabled: bool = _env("ENQUEUE_BUFFER_ENABLED", True, doc="natural batching of single-message requests")
@@ -138,6 +147,8 @@ class Settings:
             "MAX_REQUEST_BYTES": self.max_request_bytes,
             "ACTIVITY_FLUSH_SIZE": self.activity_flush_size,
             "ACTIVITY_BUFFER_MAX": self.activity_buffer_max,
+            "MAINTENANCE_INTERVAL_SECONDS": self.maintenance_interval_seconds,
+            "RETENTION_BATCH_SIZE": self.retention_batch_size,
             "ACTIVITY_FLUSH_INTERVAL_MS": self.activity_flush_interval_ms,
             "ACTIVITY_RETENTION_INTERVAL_SECONDS": self.activity_retention_interval_seconds,
             "EVENT_PING_SECONDS": self.event_ping_seconds,
@@ -146,6 +157,8 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if self.acknowledged_retention_hours < 0 or self.partitions_ahead < 1:
+            raise ConfigError("ACKNOWLEDGED_RETENTION_HOURS must be >= 0 and PARTITIONS_AHEAD >= 1")
         if self.pool_min_size > self.pool_size:
             raise ConfigError("POSTGRES_POOL_MIN_SIZE must not exceed POSTGRES_POOL_SIZE")
 

@@ -18,6 +18,7 @@ from relayq.db.database import Database
 from relayq.db.migrate import migrate
 from relayq.services.admin import AdminService
 from relayq.services.changes import ChangeHub
+from relayq.services.maintenance import Maintenance
 from relayq.services.messages import MessageService
 from relayq.services.metrics import Metrics
 from relayq.services.queues import QueueService
@@ -78,6 +79,7 @@ class Relay:
         await extensions.install(relay)
         if background:
             relay.spawn(reaper.run(), "lease-reaper")
+            relay.spawn(Maintenance(db, settings).run(), "maintenance")
         return relay
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:

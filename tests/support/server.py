@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -126,13 +126,15 @@ TEST_ENV = {
 }
 
 
-def spawn_server(database_url: str, env: dict[str, str] | None = None, port: int | None = None) -> LiveServer:
-    """Start `python -m relayq serve` and wait until /api/health answers."""
+def spawn_server(
+    database_url: str, env: dict[str, str] | None = None, port: int | None = None, args: Sequence[str] = ()
+) -> LiveServer:
+    """Start `python -m relayq serve [args]` and wait until /api/health answers."""
     port = port or free_port()
     full_env = {**os.environ, **TEST_ENV, "DATABASE_URL": database_url, "SECRET_KEY": "", **(env or {})}
     log_file = tempfile.NamedTemporaryFile(prefix="relay-server-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [sys.executable, "-m", "relayq", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "relayq", "serve", "--host", "127.0.0.1", "--port", str(port), *args],
         env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", database_url, process, Path(log_file.name))

@@ -26,6 +26,13 @@ QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 RETENTION_RE = re.compile(r"^\s*(\d+)\s*(hour|hours|day|days|week|weeks|month|months)\s*$")
 PARTITION_STEP = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 ADMIN_CONSUMER = "user-manual-operation"
+# Storage parameters of every time partition (a partitioned parent takes none); the same
+# tuning migration 0004 gives the other message tables, explained in docs/scaling.md.
+PARTITION_STORAGE = (
+    "fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, "
+    "autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_insert_threshold = 10000, "
+    "autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_limit = 2000"
+)
 
 QUEUE_COLUMNS = """q.id, q.name, q.queue_type, q.ack_timeout_seconds, q.max_attempts, q.retry_delay_seconds,
     q.partition_interval, q.retention_interval, q.description,
@@ -280,7 +287,7 @@ async def create_queue_partitions(tx: Transaction, queue_id: int, interval: str,
         f"CREATE TABLE IF NOT EXISTS {parent} PARTITION OF relay.messages_partitioned "
         f"FOR VALUES IN ({int(queue_id)}) PARTITION BY RANGE (created_at)"
     )
-    await tx.execute(f"CREATE TABLE IF NOT EXISTS {parent}_default PARTITION OF {parent} DEFAULT")
+    await tx.execute(f"CREATE TABLE IF NOT EXISTS {parent}_default PARTITION OF {parent} DEFAULT WITH ({PARTITION_STORAGE})")
     await ensure_time_partitions(tx, queue_id, interval, ahead)
 
 
@@ -297,17 +304,26 @@ def partition_start(moment: datetime, interval: str) -> datetime:
 
 async def ensure_time_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:
     """Create missing time partitions for now and the next `ahead` intervals."""
-    parent = f"relay.messages_p{int(queue_id)}"
     start = partition_start(datetime.now(UTC), interval)
-    step = PARTITION_STEP[interval]
     for i in range(ahead + 1):
-        lo = start + i * step
-        hi = lo + step
-        name = f"{parent}_{lo.strftime('%Y%m%d%H')}"
-        await tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} "
-            f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')"
-        )
+        _, ddl = time_partition_ddl(queue_id, interval, start + i * PARTITION_STEP[interval])
+        await tx.execute(ddl)
+
+
+def time_partition_name(queue_id: int, lo: datetime) -> str:
+    """Table name (without schema) of the queue's time partition starting at `lo` (UTC)."""
+    return f"messages_p{int(queue_id)}_{lo.astimezone(UTC).strftime('%Y%m%d%H')}"
+
+
+def time_partition_ddl(queue_id: int, interval: str, lo: datetime) -> tuple[str, str]:
+    """(table name, CREATE statement) of the time partition [lo, lo + interval)."""
+    lo = lo.astimezone(UTC)
+    hi = lo + PARTITION_STEP[interval]
+    name = time_partition_name(queue_id, lo)
+    return name, (
+        f"CREATE TABLE IF NOT EXISTS relay.{name} PARTITION OF relay.messages_p{int(queue_id)} "
+        f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}') WITH ({PARTITION_STORAGE})"
+    )
 
 
 def queue_to_wire(row: Any, counts: dict[str, int] | None) -> dict[str, Any]:

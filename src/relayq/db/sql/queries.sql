@@ -110,8 +110,10 @@ RETURNING {event_columns}, extract(epoch FROM m.locked_until)::float8 AS new_loc
 
 -- name: reap
 -- Reclaim expired leases. SKIP LOCKED makes several server processes share the work safely.
+-- Joining on queue_id too lets the partitioned table reach each row through its primary key
+-- (queue_id, id, created_at) instead of scanning every partition.
 WITH expired AS (
-    SELECT id, consumer_id, lock_token, locked_until FROM {messages} AS m
+    SELECT id, queue_id, consumer_id, lock_token, locked_until FROM {messages} AS m
     WHERE status = 'processing' AND locked_until < now()
     ORDER BY locked_until
     LIMIT $1
@@ -128,6 +130,6 @@ UPDATE {messages} AS m SET
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
         ELSE now() + make_interval(secs => {backoff}) END
 FROM expired AS e
-WHERE m.id = e.id
+WHERE m.id = e.id AND m.queue_id = e.queue_id
 RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS prev_lock_token,
           extract(epoch FROM now() - e.locked_until)::float8 AS overdue_seconds

@@ -1,0 +1,257 @@
+"""Retention and partition upkeep: keeps storage bounded while messages keep flowing.
+
+Every `MAINTENANCE_INTERVAL_SECONDS` each server process makes one pass over the queues:
+
+- **Retention** deletes acknowledged and archived messages older than the queue's
+  `retention_interval` (else `ACKNOWLEDGED_RETENTION_HOURS`), `RETENTION_BATCH_SIZE` rows per
+  statement, each statement its own short transaction, so no lock is held for long and
+  autovacuum can reuse the space as it goes. Age counts from `created_at`, as partitions do.
+- **Partitioned queues** get their next `PARTITIONS_AHEAD` time partitions created ahead of
+  time, and whole partitions whose time range ended before the retention cut-off are
+  dropped. A drop is two steps: DETACH (brief ACCESS EXCLUSIVE lock under a short
+  `lock_timeout`, retried next pass when busy), then, off-line, subtract the detached rows
+  from `relay.message_counts` (DROP fires no DELETE trigger) and DROP TABLE in one
+  transaction. A table detached by a process that died before step two is found by name and
+  finished by the next pass.
+
+Several processes may run passes at once: each job on a queue first takes
+`pg_try_advisory_xact_lock(MAINTENANCE_LOCK_CLASS, queue id)` and skips the queue when another
+process holds it, and batch deletes claim rows with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from relayq.config import Settings
+from relayq.db.database import Database, Transaction
+from relayq.db.queries import MESSAGE_TABLES
+from relayq.domain.errors import RelayError
+from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
+
+log = logging.getLogger("relayq.maintenance")
+
+# First key of the two-key advisory locks; the second is the queue id.
+MAINTENANCE_LOCK_CLASS = 0x72656C61  # "rela"
+# DDL on a queue's partitions waits at most this long for its lock, then retries next pass, so a
+# busy queue never queues its dequeues behind a waiting DETACH or CREATE for longer than this.
+DDL_LOCK_TIMEOUT = "500ms"
+# Upper bound on retention statements per queue and pass, so one pass cannot run for ever.
+MAX_BATCHES_PER_PASS = 200
+RETAINED_STATUSES = ("acknowledged", "archived")
+TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
+
+DELETE_BATCH_SQL = """DELETE FROM {table} AS m
+WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
+    SELECT d.id FROM {table} AS d
+    WHERE d.queue_name = $1 AND d.queue_id = $5 AND d.status = $2 AND d.created_at < $3
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED))"""
+
+# Subtract a detached partition's rows from the counters, in the one slot the DELETE trigger
+# would have used; rows of a queue since deleted or renamed were already forgotten.
+UNCOUNT_SQL = """INSERT INTO relay.message_counts AS c (queue_name, status, priority, slot, n, payload_sum)
+SELECT d.queue_name, d.status, d.priority, (pg_backend_pid() % 16)::smallint, -count(*), -sum(d.payload_size)
+FROM relay.{table} AS d JOIN relay.queues AS q ON q.id = d.queue_id AND q.name = d.queue_name
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (queue_name, status, priority, slot) DO UPDATE
+SET n = c.n + excluded.n, payload_sum = c.payload_sum + excluded.payload_sum"""
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one maintenance pass did (tests and logs read it)."""
+
+    deleted: dict[str, int] = field(default_factory=dict)
+    created_partitions: list[str] = field(default_factory=list)
+    dropped_partitions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSchedule:
+    """A queue as maintenance sees it: its storage and retention cut-off."""
+
+    id: int
+    name: str
+    kind: str
+    partition_interval: str | None
+    cutoff: datetime | None  # None: keep finished messages for ever
+
+
+class Maintenance:
+    """Background retention and partition service; `run_once` is also called by tests."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.passes = 0
+
+    async def run(self) -> None:
+        """Loop until cancelled; failures are logged and retried next pass."""
+        while True:
+            try:
+                await self.run_once()
+            except RelayError as exc:
+                log.warning("maintenance: %s", exc.message)
+            except Exception:
+                log.exception("maintenance pass failed")
+            # Jitter keeps several processes from always colliding on the same advisory locks.
+            await asyncio.sleep(self.settings.maintenance_interval_seconds * random.uniform(0.8, 1.2))
+
+    async def run_once(self) -> PassReport:
+        """One pass over every queue."""
+        report = PassReport()
+        await self._finish_detached(report)
+        for queue in await self._schedules():
+            if queue.kind == "partitioned" and queue.partition_interval:
+                await self._create_upcoming(queue, report)
+                if queue.cutoff is not None:
+                    await self._drop_expired(queue, report)
+            if queue.cutoff is not None:
+                await self._delete_expired(queue, report)
+        await self._finish_detached(report)
+        self.passes += 1
+        if report.deleted or report.dropped_partitions or report.created_partitions:
+            log.info("maintenance: deleted %s, created %s, dropped %s", report.deleted,
+                     report.created_partitions, report.dropped_partitions)
+        return report
+
+    async def _schedules(self) -> list[QueueSchedule]:
+        default_hours = self.settings.acknowledged_retention_hours
+        rows = await self.db.fetch(
+            """SELECT id, name, queue_type, partition_interval,
+                   CASE WHEN retention_interval IS NOT NULL THEN now() - retention_interval::interval
+                        WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8 * 3600) END AS cutoff
+            FROM relay.queues ORDER BY id""",
+            default_hours,
+        )
+        return [QueueSchedule(r["id"], r["name"], r["queue_type"], r["partition_interval"], r["cutoff"])
+                for r in rows]
+
+    # ----- retention by DELETE -----------------------------------------------------------
+    async def _delete_expired(self, queue: QueueSchedule, report: PassReport) -> None:
+        """Delete finished messages older than the cut-off, one bounded batch per transaction."""
+        # Partitioned queues too go through the parent: the counting triggers are statement
+        # triggers on the parent, which a DELETE aimed at one partition would not fire. Expired
+        # partitions are gone by now (_drop_expired), so this finds rows of the default
+        # partition and of the one partition that straddles the cut-off.
+        sql = DELETE_BATCH_SQL.format(table=MESSAGE_TABLES[queue.kind])  # type: ignore[index]
+        batch = self.settings.retention_batch_size
+        for status in RETAINED_STATUSES:
+            for _ in range(MAX_BATCHES_PER_PASS):
+                async with self.db.transaction() as tx:
+                    if not await _try_lock(tx, queue.id):
+                        report.skipped.append(queue.name)
+                        return
+                    try:
+                        tag = await tx.execute(sql, queue.name, status, queue.cutoff, batch, queue.id)
+                    except asyncpg.UndefinedTableError:  # queue deleted meanwhile
+                        return
+                deleted = int(tag.rsplit(" ", 1)[-1])
+                if deleted:
+                    report.deleted[queue.name] = report.deleted.get(queue.name, 0) + deleted
+                if deleted < batch:
+                    break
+                await asyncio.sleep(0)  # let request handlers in between batches
+
+    # ----- partitions --------------------------------------------------------------------
+    async def _partitions(self, queue_id: int) -> list[str]:
+        rows = await self.db.fetch(
+            """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = to_regclass($1)""",
+            f"relay.messages_p{int(queue_id)}",
+        )
+        return [r["relname"] for r in rows]
+
+    async def _create_upcoming(self, queue: QueueSchedule, report: PassReport) -> None:
+        """Create the current and next `PARTITIONS_AHEAD` time partitions that are missing."""
+        assert queue.partition_interval is not None
+        existing = set(await self._partitions(queue.id))
+        start = partition_start(datetime.now(UTC), queue.partition_interval)
+        step = PARTITION_STEP[queue.partition_interval]
+        for i in range(self.settings.partitions_ahead + 1):
+            name, ddl = time_partition_ddl(queue.id, queue.partition_interval, start + i * step)
+            if name in existing:
+                continue
+            try:
+                async with self.db.transaction() as tx:
+                    if not await _try_lock(tx, queue.id):
+                        report.skipped.append(queue.name)
+                        return
+                    await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                    await tx.execute(ddl)
+                report.created_partitions.append(name)
+            except asyncpg.LockNotAvailableError:
+                report.skipped.append(queue.name)
+                return
+            except asyncpg.CheckViolationError:
+                # The default partition already holds rows of this range (maintenance was off
+                # for longer than PARTITIONS_AHEAD intervals). They stay there, still served
+                # and still cleaned by retention; later ranges get their partitions.
+                log.warning("maintenance: default partition of %s holds rows for %s", queue.name, name)
+            except asyncpg.UndefinedTableError:
+                return
+
+    async def _drop_expired(self, queue: QueueSchedule, report: PassReport) -> None:
+        """Detach every time partition whose whole range is older than the cut-off."""
+        assert queue.partition_interval is not None and queue.cutoff is not None
+        step = PARTITION_STEP[queue.partition_interval]
+        for name in sorted(await self._partitions(queue.id)):
+            match = TIME_PARTITION_RE.match(name)
+            if not match or int(match.group(1)) != queue.id:
+                continue
+            lo = datetime.strptime(match.group(2), "%Y%m%d%H").replace(tzinfo=UTC)
+            if lo + step > queue.cutoff:
+                continue
+            try:
+                async with self.db.transaction() as tx:
+                    if not await _try_lock(tx, queue.id):
+                        report.skipped.append(queue.name)
+                        return
+                    await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                    await tx.execute(f"ALTER TABLE relay.messages_p{int(queue.id)} DETACH PARTITION relay.{name}")
+            except asyncpg.LockNotAvailableError:
+                report.skipped.append(queue.name)
+                return
+            except (asyncpg.UndefinedTableError, asyncpg.InvalidTableDefinitionError):
+                continue  # dropped or detached by another process meanwhile
+
+    async def _finish_detached(self, report: PassReport) -> None:
+        """Un-count and drop time partitions that were detached (by this or a dead process)."""
+        rows = await self.db.fetch(
+            """SELECT c.relname FROM pg_class c
+            WHERE c.relnamespace = 'relay'::regnamespace AND c.relkind = 'r' AND NOT c.relispartition
+              AND c.relname ~ '^messages_p[0-9]+_[0-9]{10}$'"""
+        )
+        for row in rows:
+            name: str = row["relname"]
+            match = TIME_PARTITION_RE.match(name)
+            assert match is not None
+            try:
+                async with self.db.transaction() as tx:
+                    if not await _try_lock(tx, int(match.group(1))):
+                        continue
+                    await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                    await tx.execute(UNCOUNT_SQL.format(table=name))
+                    await tx.execute(f"DROP TABLE relay.{name}")
+                report.dropped_partitions.append(name)
+            except (asyncpg.UndefinedTableError, asyncpg.LockNotAvailableError):
+                continue
+
+
+async def _try_lock(tx: Transaction, queue_id: int) -> bool:
+    """This transaction's claim on maintenance of one queue; False if another process has it."""
+    locked: Any = await tx.fetchval(
+        "SELECT pg_try_advisory_xact_lock($1::int, ($2::bigint % 2147483647)::int)",
+        MAINTENANCE_LOCK_CLASS, queue_id,
+    )
+    return bool(locked)

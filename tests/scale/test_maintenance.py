@@ -1,0 +1,182 @@
+"""Retention and partition upkeep (services/maintenance.py) against a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from relayq.config import Settings
+from relayq.runtime import Relay
+from relayq.services.maintenance import Maintenance
+from relayq.services.messages import NewMessage
+from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
+from tests.support.server import fresh_database
+
+
+@pytest.fixture(scope="module")
+def maintenance_dsn() -> Iterator[str]:
+    with fresh_database("relay_maint") as url:
+        yield url
+
+
+@pytest.fixture
+async def relay(maintenance_dsn: str) -> AsyncIterator[Relay]:
+    settings = Settings.from_env(
+        environ={"ACKNOWLEDGED_RETENTION_HOURS": "1", "RETENTION_BATCH_SIZE": "3"}, dotenv=None
+    )
+    r = await Relay.start(settings, maintenance_dsn, background=False)
+    yield r
+    await r.stop()
+
+
+async def new_queue(relay: Relay, **spec: str) -> str:
+    name = "m_" + secrets.token_hex(4)
+    await relay.queues.create({"name": name, "queue_type": "standard", **spec})
+    return name
+
+
+async def fill(relay: Relay, queue: str, n: int, acked: int) -> list[str]:
+    """Enqueue n messages and ack the first `acked`; returns the acked ids."""
+    items = [NewMessage(queue=queue, type="t", payload='{"n":1}', payload_size=7) for _ in range(n)]
+    await relay.messages.enqueue(items, batch=True)
+    leased = await relay.messages.dequeue(queue, acked, batch=True)
+    await relay.messages.ack([(row["id"], row["lock_token"]) for row in leased], batch=True)
+    return [row["id"] for row in leased]
+
+
+async def counts_match(relay: Relay, table: str, queue: str) -> dict[str, int]:
+    """The trigger-kept counters equal a real count(*); returns them."""
+    real = {r["status"]: r["n"] for r in await relay.db.fetch(
+        f"SELECT status, count(*) AS n FROM {table} WHERE queue_name = $1 GROUP BY 1", queue)}
+    kept = {s: n for s, n in (await relay.queues.counts(queue)).get(queue, {}).items() if n}
+    assert kept == real
+    return kept
+
+
+async def age(relay: Relay, table: str, ids: list[str], hours: float) -> None:
+    await relay.db.execute(
+        f"UPDATE {table} SET created_at = now() - make_interval(secs => $2) WHERE id = ANY($1::text[])",
+        ids, hours * 3600,
+    )
+
+
+async def place(relay: Relay, ids: list[str], at: datetime) -> None:
+    """Move partitioned messages to creation time `at` (row movement keeps the counters right)."""
+    await relay.db.execute(
+        "UPDATE relay.messages_partitioned SET created_at = $2 WHERE id = ANY($1::text[])", ids, at)
+
+
+async def test_retention_deletes_old_finished_messages_in_batches(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="2 hours")
+    acked = await fill(relay, queue, 12, 10)
+    queued = [r["id"] for r in await relay.db.fetch(
+        "SELECT id FROM relay.messages WHERE queue_name = $1 AND status = 'queued'", queue)]
+    await age(relay, "relay.messages", acked[:7] + queued[:1], 3)  # older than 2 h
+    await age(relay, "relay.messages", acked[7:8], 1.5)  # younger than the queue's retention
+    await relay.db.execute("UPDATE relay.messages SET status = 'archived' WHERE id = $1", acked[0])
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[queue] == 7  # batches of 3: 2 + 1 acknowledged statements, 1 archived
+    left = {r["id"] for r in await relay.db.fetch("SELECT id FROM relay.messages WHERE queue_name = $1", queue)}
+    assert left == set(acked[7:]) | set(queued)  # queued messages are never retention's business
+    assert await counts_match(relay, "relay.messages", queue) == {"acknowledged": 3, "queued": 2}
+
+
+async def test_server_default_retention_applies_without_queue_retention(relay: Relay) -> None:
+    queue = await new_queue(relay)
+    acked = await fill(relay, queue, 4, 4)
+    await age(relay, "relay.messages", acked[:2], 1.5)  # ACKNOWLEDGED_RETENTION_HOURS=1 here
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert report.deleted[queue] == 2
+    await counts_match(relay, "relay.messages", queue)
+
+    keep_all = Settings.from_env(environ={"ACKNOWLEDGED_RETENTION_HOURS": "0"}, dotenv=None)
+    await age(relay, "relay.messages", acked[2:], 1000)
+    assert queue not in (await Maintenance(relay.db, keep_all).run_once()).deleted
+
+
+async def test_unlogged_queue_retention(relay: Relay) -> None:
+    queue = await new_queue(relay, queue_type="unlogged", retention_interval="1 hour")
+    acked = await fill(relay, queue, 5, 5)
+    await age(relay, "relay.messages_unlogged", acked[:4], 2)
+    assert (await Maintenance(relay.db, relay.settings).run_once()).deleted[queue] == 4
+    await counts_match(relay, "relay.messages_unlogged", queue)
+
+
+async def partition_names(relay: Relay, queue_id: int) -> set[str]:
+    rows = await relay.db.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = to_regclass($1)", f"relay.messages_p{queue_id}")
+    return {r["relname"] for r in rows}
+
+
+async def test_partitions_are_created_ahead_and_dropped_whole(relay: Relay) -> None:
+    queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
+                            retention_interval="3 hours")
+    ref = await relay.queues.resolve(queue)
+    now = partition_start(datetime.now(UTC), "hourly")
+    step = PARTITION_STEP["hourly"]
+    # A partition from five hours ago (past retention) and one from two hours ago (not yet).
+    old_name, old_ddl = time_partition_ddl(ref.id, "hourly", now - 5 * step)
+    recent_name, recent_ddl = time_partition_ddl(ref.id, "hourly", now - 2 * step)
+    await relay.db.execute(old_ddl)
+    await relay.db.execute(recent_ddl)
+    # The queue was created with 3 intervals ahead; drop the furthest so maintenance must make it.
+    furthest, _ = time_partition_ddl(ref.id, "hourly", now + 3 * step)
+    await relay.db.execute(f"DROP TABLE relay.{furthest}")
+
+    acked = await fill(relay, queue, 10, 6)
+    queued = [r["id"] for r in await relay.db.fetch(
+        "SELECT id FROM relay.messages_partitioned WHERE queue_id = $1 AND status = 'queued'", ref.id)]
+    # Move rows into the old partitions, and one into the default partition (no partition there).
+    await place(relay, acked[:3] + queued[:1], now - 5 * step + timedelta(minutes=10))
+    await place(relay, acked[3:4], now - 2 * step + timedelta(minutes=10))
+    await place(relay, acked[4:5], now - 10 * step)
+    assert (await counts_match(relay, "relay.messages_partitioned", queue)) == {"acknowledged": 6, "queued": 4}
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.dropped_partitions == [old_name]
+    assert report.deleted[queue] == 1  # the expired acknowledged row in the default partition
+    assert furthest in report.created_partitions
+    names = await partition_names(relay, ref.id)
+    assert old_name not in names and recent_name in names and furthest in names
+    # A dropped partition takes every message in it, whatever its status.
+    assert await counts_match(relay, "relay.messages_partitioned", queue) == {"acknowledged": 2, "queued": 3}
+    # Nothing more to do on a second pass.
+    again = await Maintenance(relay.db, relay.settings).run_once()
+    assert not again.dropped_partitions and not again.created_partitions
+
+
+async def test_detached_partition_left_by_a_dead_process_is_finished(relay: Relay) -> None:
+    queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
+                            retention_interval="1 week")
+    ref = await relay.queues.resolve(queue)
+    lo = partition_start(datetime.now(UTC), "hourly") - timedelta(days=30)
+    name, ddl = time_partition_ddl(ref.id, "hourly", lo)
+    await relay.db.execute(ddl)
+    acked = await fill(relay, queue, 3, 3)
+    await place(relay, acked[:2], lo + timedelta(minutes=10))
+    await relay.db.execute(f"ALTER TABLE relay.messages_p{ref.id} DETACH PARTITION relay.{name}")
+    # Detached but not yet dropped: the counters still include its two rows.
+    assert (await relay.queues.counts(queue))[queue]["acknowledged"] == 3
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert name in report.dropped_partitions
+    assert await counts_match(relay, "relay.messages_partitioned", queue) == {"acknowledged": 1}
+
+
+async def test_concurrent_passes_share_the_work(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    acked = await fill(relay, queue, 40, 40)
+    await age(relay, "relay.messages", acked, 2)
+    workers = [Maintenance(relay.db, relay.settings) for _ in range(3)]
+    reports = await asyncio.gather(*(w.run_once() for w in workers))
+    assert sum(r.deleted.get(queue, 0) for r in reports) <= 40
+    await Maintenance(relay.db, relay.settings).run_once()  # whatever a skipped pass left
+    assert await counts_match(relay, "relay.messages", queue) == {}

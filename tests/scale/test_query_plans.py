@@ -1,0 +1,214 @@
+"""Query-plan tests: the hot queries use the indexes they were designed around.
+
+A table of ~20,000 messages, mostly acknowledged history, after ANALYZE: enough for the
+planner to prefer an index wherever one fits. Each hot query is EXPLAINed both as a custom plan
+(parameters known, what the first executions of a prepared statement get) and as the generic
+plan asyncpg's statement cache switches to, because a generic plan that lost its index would
+only show up in production after the fifth execution.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from benchmarks.scale.fill import fill_messages
+
+from relayq.db.migrate import migrate
+from relayq.db.queries import MESSAGE_TABLES, QUERIES
+from relayq.domain.messages import MESSAGE_COLUMNS
+from relayq.services.admin import STATUS_ORDER, MessageFilter, _union
+from relayq.services.maintenance import DELETE_BATCH_SQL
+from relayq.services.queues import create_queue_partitions
+from tests.support.server import fresh_database
+
+HISTORY, BACKLOG, LEASED = 16_000, 4_000, 500
+KINDS = ("standard", "unlogged", "partitioned")
+PLAN_MODES = ("force_custom_plan", "force_generic_plan")
+
+
+@pytest.fixture(scope="module")
+def plan_dsn() -> Iterator[str]:
+    with fresh_database("relay_plans") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def conn(plan_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(plan_dsn)
+    await migrate(connection)
+    for kind in KINDS:
+        row = await connection.fetchrow(
+            """INSERT INTO relay.queues (name, queue_type, ack_timeout_seconds, max_attempts, partition_interval,
+                   retention_interval) VALUES ($1, $2, 30, 3, $3, $4) RETURNING id""",
+            f"plan_{kind}", kind, "daily" if kind == "partitioned" else None,
+            "7 days" if kind == "partitioned" else None,
+        )
+        if kind == "partitioned":
+            async with connection.transaction():
+                await create_queue_partitions(_Tx(connection), row["id"], "daily")
+        for status, count in (("acknowledged", HISTORY), ("queued", BACKLOG), ("processing", LEASED)):
+            await fill_messages(connection, f"plan_{kind}", status, count, table=MESSAGE_TABLES[kind])
+    # A second queue, so the queue_name conditions actually select.
+    await connection.execute("INSERT INTO relay.queues (name, ack_timeout_seconds, max_attempts) VALUES ('other', 30, 3)")
+    await fill_messages(connection, "other", "queued", 2_000)
+    await connection.execute("VACUUM ANALYZE")
+    yield connection
+    await connection.close()
+
+
+class _Tx:
+    """Just enough of db.Transaction for create_queue_partitions on a bare connection."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.execute = conn.execute
+
+
+async def explain(conn: asyncpg.Connection, mode: str, sql: str, *args: Any) -> dict[str, Any]:
+    await conn.execute(f"SET plan_cache_mode = {mode}")
+    try:
+        raw = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
+    finally:
+        await conn.execute("RESET plan_cache_mode")
+    plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
+    return plan
+
+
+def scans(plan: dict[str, Any]) -> list[tuple[str, str | None, str]]:
+    """(node type, index name, relation) of every scan of a message table in the plan (the tiny
+    relay.queues table, read for the queue check and the backoff, may be scanned any way)."""
+    found: list[tuple[str, str | None, str]] = []
+    relation = plan.get("Relation Name", "")
+    if "Scan" in plan["Node Type"] and not relation.startswith("queues"):
+        found.append((plan["Node Type"], plan.get("Index Name"), relation))
+    for child in plan.get("Plans", []):
+        found.extend(scans(child))
+    return found
+
+
+async def index_family(conn: asyncpg.Connection, index: str) -> str:
+    """An index's definition with table names removed, to compare an index across the three tables
+    and across a partitioned index's per-partition children."""
+    definition: str = await conn.fetchval(
+        "SELECT pg_get_indexdef(c.oid) FROM pg_class c WHERE c.relname = $1 "
+        "AND c.relnamespace = 'relay'::regnamespace", index)
+    return definition.split(" USING ", 1)[1]
+
+
+async def families(conn: asyncpg.Connection, plan: dict[str, Any]) -> list[str]:
+    """For every table scan in the plan: the family of the index it reads, else its node type.
+
+    Sequential scans of empty tables (future time partitions, an unused default partition) are
+    left out: reading zero pages is what the planner should do with them."""
+    found = []
+    for node, index, relation in scans(plan):
+        if node in ("Function Scan", "CTE Scan", "Subquery Scan"):
+            continue
+        if node == "Seq Scan" and not await conn.fetchval(
+                "SELECT relpages FROM pg_class WHERE oid = to_regclass('relay.' || $1)", relation):
+            continue
+        found.append(await index_family(conn, index) if index else node)
+    return found
+
+
+DEQUEUE_INDEX = "btree (queue_name, priority DESC, created_at, seq) WHERE (status = 'queued'::text)"
+LEASE_INDEX = "btree (locked_until) WHERE (status = 'processing'::text)"
+STATUS_INDEX = "btree (queue_name, status, created_at)"
+CREATED_INDEX = "btree (created_at)"
+
+
+async def queue_id(conn: asyncpg.Connection, kind: str) -> int:
+    value: int = await conn.fetchval("SELECT id FROM relay.queues WHERE name = $1", f"plan_{kind}")
+    return value
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_dequeue_reads_the_partial_dequeue_index(conn: asyncpg.Connection, kind: str, mode: str) -> None:
+    qid = await queue_id(conn, kind)
+    for count in (1, 100):
+        plan = await explain(conn, mode, QUERIES.get("dequeue", kind), f"plan_{kind}", count,
+                             [None] * count, [None] * count, qid, None)
+        read = await families(conn, plan)
+        # The claim reads the dequeue index; the UPDATE then finds each row by its key.
+        assert DEQUEUE_INDEX in read, plan
+        assert "Seq Scan" not in read, plan
+
+
+async def sample(conn: asyncpg.Connection, kind: str, status: str, n: int) -> list[str]:
+    rows = await conn.fetch(
+        f"SELECT id FROM {MESSAGE_TABLES[kind]} WHERE queue_name = $1 AND status = $2 LIMIT $3",
+        f"plan_{kind}", status, n)
+    return [r["id"] for r in rows]
+
+
+async def assert_primary_key(conn: asyncpg.Connection, plan: dict[str, Any], *, batch: bool = False) -> None:
+    """Rows are found by id through the primary key. A batch may instead read the lease index:
+    every row it can change is `processing`, and when fewer messages are in flight than the batch
+    would cost in key probes the planner rightly scans them all; both are bounded by the leases
+    in flight, never by the table."""
+    read = await families(conn, plan)
+    assert read and "Seq Scan" not in read, plan
+    for family in read:
+        assert family.startswith("btree (id)") or family.startswith("btree (queue_id, id, created_at)") or (
+            batch and family == LEASE_INDEX), (family, plan)
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_ack_nack_touch_find_rows_by_primary_key(conn: asyncpg.Connection, kind: str, mode: str) -> None:
+    qid = await queue_id(conn, kind)
+    qids = [qid] if kind == "partitioned" else None
+    for n in (1, 50):
+        ids = await sample(conn, kind, "processing", n)
+        tokens = ["t"] * n
+        plan = await explain(conn, mode, QUERIES.get("ack", kind), ids, tokens, qids)
+        await assert_primary_key(conn, plan, batch=n > 1)
+        plan = await explain(conn, mode, QUERIES.get("nack", kind), ids, tokens, [None] * n, "requeued", "dead",
+                             [None] * n, qids)
+        await assert_primary_key(conn, plan, batch=n > 1)
+    ids = await sample(conn, kind, "processing", 1)
+    await assert_primary_key(conn, await explain(
+        conn, mode, QUERIES.get("touch", kind), ids[0], "t", None, qid if kind == "partitioned" else None))
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_reaper_reads_the_lease_index(conn: asyncpg.Connection, kind: str, mode: str) -> None:
+    plan = await explain(conn, mode, QUERIES.get("reap", kind), 1000)
+    read = await families(conn, plan)
+    assert LEASE_INDEX in read, plan
+    assert "Seq Scan" not in read, plan
+
+
+@pytest.mark.parametrize("kind", ("standard", "unlogged"))
+async def test_retention_batches_read_the_status_index(conn: asyncpg.Connection, kind: str) -> None:
+    sql = DELETE_BATCH_SQL.format(table=MESSAGE_TABLES[kind])
+    for mode in PLAN_MODES:
+        plan = await explain(conn, mode, sql, f"plan_{kind}", "acknowledged",
+                             await conn.fetchval("SELECT now() - interval '1 minute'"), 5000,
+                             await queue_id(conn, kind))
+        read = await families(conn, plan)
+        # Either the per-queue status index or, when one queue holds most history, created_at.
+        assert STATUS_INDEX in read or CREATED_INDEX in read, plan
+        assert "Seq Scan" not in read, plan
+
+
+ACKNOWLEDGED_INDEX = "btree (acknowledged_at DESC NULLS LAST) WHERE (status = 'acknowledged'::text)"
+
+
+@pytest.mark.parametrize("queue", ("plan_standard", None))
+async def test_status_lists_read_indexes_not_the_history(conn: asyncpg.Connection, queue: str | None) -> None:
+    """GET /queue/status lists (admin.py): the newest acknowledged come from their own index,
+    the queued list from the dequeue index, so neither sorts the whole history."""
+    tables = [MESSAGE_TABLES["standard"]] if queue else list(MESSAGE_TABLES.values())
+    for status in ("acknowledged", "queued"):
+        source = _union(tables, top=STATUS_ORDER[status], per_queue=queue is None and status == "queued")
+        sql = f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000"
+        plan = await explain(conn, "force_custom_plan", sql, *MessageFilter(status=status, queue=queue).args())
+        read = await families(conn, plan)
+        assert "Seq Scan" not in read, plan
+        assert (ACKNOWLEDGED_INDEX if status == "acknowledged" else DEQUEUE_INDEX) in read, plan
