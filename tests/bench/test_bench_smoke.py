@@ -48,5 +48,7 @@ def test_bench_all_smoke(tmp_path: Path) -> None:
         assert limit is not None and limit["messages_per_sec"] > 0, result
         assert result["vs_limit"] > 0
         assert relay["latency_ms"]["p50"] <= relay["latency_ms"]["p99"]
-        if result["test"] != "concurrent":  # empty polls there cost extra round trips by design
+        # An empty dequeue (a polling consumer, or a batch cycle whose rows other workers took)
+        # costs its own round trips, so the target holds only for runs without one.
+        if result["test"] != "concurrent" and relay["empty_polls"] == 0:
             assert relay["queries_per_op"] <= result["target_queries_per_op"] + QUERIES_SLACK, result
