@@ -85,7 +85,7 @@ def extensions_of(relay: Relay) -> Extensions:
 
 def load_routes() -> None:
     """Import the optional services' route modules (registers their endpoints)."""
-    for module in ("activity", "events", "prometheus"):  # by name: they import this module
+    for module in ("activity", "events", "prometheus", "internal"):  # by name: they import this module
         importlib.import_module(f"relayq.api.routes.{module}")
 
 
