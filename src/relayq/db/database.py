@@ -154,9 +154,12 @@ class Database(QueryRunner):
             async with self.pool.acquire(timeout=self.settings.connect_timeout) as conn:
                 try:
                     yield conn
-                except UNAVAILABLE_ERRORS:
-                    # Never hand a connection that failed this way to the next request: without
-                    # a reset query on release, a half-dead one would fail it with a 500.
+                except (*UNAVAILABLE_ERRORS, asyncpg.PostgresError):
+                    # Never hand a connection that failed to the next request. Without a reset
+                    # query on release nothing proves it is idle again: after an error during
+                    # prepare, asyncpg may still be consuming up to ReadyForQuery, and the next
+                    # statement fails with "cannot switch to state ...; another operation is in
+                    # progress". Errors are rare on this path, so a reconnect is the cheap fix.
                     conn.terminate()
                     raise
         except INVALID_VALUE_ERRORS as exc:
