@@ -7,6 +7,7 @@ plain Python values or raise a 400 VALIDATION_ERROR whose `details` name the off
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -53,12 +54,17 @@ class Field:
     clamp_max: bool = False  # values above maximum are clamped instead of refused
     doc: str = ""
 
-    def names(self) -> list[str]:
-        """Every accepted spelling, the documented one first."""
-        out = [self.name, other_case(self.name)]
-        for alias in self.aliases:
-            out += [alias, other_case(alias)]
-        return list(dict.fromkeys(out))
+    def names(self) -> tuple[str, ...]:
+        """Every accepted spelling, the documented one first (computed once per field)."""
+        return _spellings(self.name, self.aliases)
+
+
+@functools.cache
+def _spellings(name: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
+    out = [name, other_case(name)]
+    for alias in aliases:
+        out += [alias, other_case(alias)]
+    return tuple(dict.fromkeys(out))
 
 
 def _fail(field: str, message: str) -> RelayError:
