@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -34,8 +35,17 @@ def iso_millis(epoch: float | None) -> str | None:
     """ISO-8601 UTC with milliseconds and a `Z`, as the original service formats lease deadlines."""
     if epoch is None:
         return None
-    stamp = datetime.fromtimestamp(epoch, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    seconds = math.floor(epoch)
+    micros = round((epoch - seconds) * 1_000_000)  # rounded as datetime.fromtimestamp does
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return f"{_iso_seconds(seconds)}.{micros // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:
+    # Deadlines of one batch share their second: formatting it once per second, not per message.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def unix_seconds(epoch: float | None) -> int | None:

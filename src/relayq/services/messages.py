@@ -29,6 +29,10 @@ from relayq.services.waiters import Waiters
 LONG_POLL_RECHECK_SECONDS = 1.0
 
 
+# A nack request item: (id, lock_token, reason, delay seconds).
+NackItem = tuple[str, str | None, str | None, float | None]
+
+
 @dataclass(slots=True)
 class NewMessage:
     """One validated message to enqueue; `payload` is its compact JSON text."""
@@ -93,6 +97,9 @@ class MessageService:
         )
         self._acks: Coalescer[None, tuple[str, str | None], Settled] = Coalescer(
             self._ack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: item[0]
+        )
+        self._nacks: Coalescer[None, NackItem, Settled] = Coalescer(
+            self._nack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: item[0]
         )
 
     # ----- enqueue ---------------------------------------------------------------------
@@ -308,29 +315,15 @@ class MessageService:
 
     async def _ack_coalesced(self, _: None, items: list[tuple[str, str | None]]) -> list[Settled]:
         """One ack statement for several single-ack requests (distinct ids); results split per request."""
-        settled = await self._settle(items, _ack_statement)
-        applied = {row["id"]: row for row in settled.rows}
-        failed = {f.id: f for f in settled.failures}
-        return [
-            Settled([applied[mid]], []) if mid in applied else Settled([], [failed[mid]]) for mid, _ in items
-        ]
+        return _split(await self._settle(items, _ack_statement), [mid for mid, _ in items])
 
     # ----- nack --------------------------------------------------------------------------
-    async def nack(
-        self, items: Sequence[tuple[str, str | None, str | None, float | None]], *, batch: bool = False
-    ) -> Settled:
+    async def nack(self, items: Sequence[NackItem], *, batch: bool = False) -> Settled:
         """Requeue (attempts left, with backoff) or dead-letter; item = (id, token, reason, delay)."""
-        requeue_default = "NACK - requeued" if batch else None
-        tokens_by_id = {i[0]: i for i in items}
-
-        def statement(kind: StorageKind, ids: list[str], tokens: list[str | None], qids: list[int] | None) -> tuple[Any, ...]:
-            return (
-                QUERIES.get("nack", kind), ids, tokens,
-                [tokens_by_id[i][2] for i in ids], requeue_default, "Max attempts exceeded",
-                [tokens_by_id[i][3] for i in ids], qids,
-            )
-
-        settled = await self._settle([(i[0], i[1]) for i in items], statement)
+        if self.coalescing and not batch and len(items) == 1:
+            settled = await self._nacks.submit(None, items[0])
+        else:
+            settled = await self._nack_now(items, batch)
         now = time.time()
         for row in settled.rows:
             action = "move_to_dlq" if row["status"] == "dead" else "nack"
@@ -341,6 +334,23 @@ class MessageService:
                 asyncio.get_running_loop().call_later(due, self.waiters.wake, row["queue_name"], 1)
         await self._report_lock_lost("nack", settled, [(i[0], i[1]) for i in items])
         return settled
+
+    async def _nack_now(self, items: Sequence[NackItem], batch: bool) -> Settled:
+        requeue_default = "NACK - requeued" if batch else None
+        by_id = {i[0]: i for i in items}
+
+        def statement(kind: StorageKind, ids: list[str], tokens: list[str | None], qids: list[int] | None) -> tuple[Any, ...]:
+            return (
+                QUERIES.get("nack", kind), ids, tokens,
+                [by_id[i][2] for i in ids], requeue_default, "Max attempts exceeded",
+                [by_id[i][3] for i in ids], qids,
+            )
+
+        return await self._settle([(i[0], i[1]) for i in items], statement)
+
+    async def _nack_coalesced(self, _: None, items: list[NackItem]) -> list[Settled]:
+        """One nack statement for several single-nack requests (distinct ids)."""
+        return _split(await self._nack_now(items, batch=False), [i[0] for i in items])
 
     # ----- touch -------------------------------------------------------------------------
     async def touch(self, message_id: str, lock_token: str, extend: float | None) -> Mapping[str, Any]:
@@ -421,6 +431,13 @@ class MessageService:
             "lock_stolen", current.get("queue_name"), rows=[dict(current)],
             context={"operation": op, "presented_lock_token": token},
         ))
+
+
+def _split(settled: Settled, ids: list[str]) -> list[Settled]:
+    """One coalesced ack/nack result as one Settled per request (ids are distinct)."""
+    applied = {row["id"]: row for row in settled.rows}
+    failed = {f.id: f for f in settled.failures}
+    return [Settled([applied[mid]], []) if mid in applied else Settled([], [failed[mid]]) for mid in ids]
 
 
 @dataclass(frozen=True, slots=True)
