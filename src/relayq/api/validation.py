@@ -7,7 +7,7 @@ plain Python values or raise a 400 VALIDATION_ERROR whose `details` name the off
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -54,17 +54,18 @@ class Field:
     clamp_max: bool = False  # values above maximum are clamped instead of refused
     doc: str = ""
 
+    spellings: tuple[str, ...] = dataclasses.field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Every accepted spelling, the documented one first; computed once, read per request.
+        out = [self.name, other_case(self.name)]
+        for alias in self.aliases:
+            out += [alias, other_case(alias)]
+        object.__setattr__(self, "spellings", tuple(dict.fromkeys(out)))
+
     def names(self) -> tuple[str, ...]:
-        """Every accepted spelling, the documented one first (computed once per field)."""
-        return _spellings(self.name, self.aliases)
-
-
-@functools.cache
-def _spellings(name: str, aliases: tuple[str, ...]) -> tuple[str, ...]:
-    out = [name, other_case(name)]
-    for alias in aliases:
-        out += [alias, other_case(alias)]
-    return tuple(dict.fromkeys(out))
+        """Every accepted spelling, the documented one first."""
+        return self.spellings
 
 
 def _fail(field: str, message: str) -> RelayError:
@@ -72,7 +73,7 @@ def _fail(field: str, message: str) -> RelayError:
 
 
 def _pick(source: Mapping[str, Any], spec: Field) -> Any:
-    for name in spec.names():
+    for name in spec.spellings:
         if name in source:
             value = source[name]
             if value is None and not spec.nullable:
@@ -117,6 +118,13 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
     kind = spec.kind
     if kind == "any":
         return value
+    # Fast paths for the common exact types; anything unusual takes the full checks below.
+    value_type = type(value)
+    if (value_type is str and kind == "str" and spec.max_length is None and spec.min_length is None
+            and "\x00" not in value):
+        return value
+    if value_type is int and kind == "int" and not from_query and (spec.maximum is not None or abs(value) <= INT32_MAX):
+        return _check_number(spec, path, value)
     if kind == "bool":
         if from_query:
             if value not in ("true", "false"):

@@ -7,6 +7,7 @@ index probe in one table. Clients treat ids as opaque strings.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from typing import Literal
 
@@ -20,6 +21,15 @@ def new_message_id(kind: StorageKind, queue_id: int) -> str:
     if kind == "partitioned":
         return f"p{queue_id}-{secrets.token_urlsafe(9)}"
     return _PREFIX[kind] + secrets.token_urlsafe(9)
+
+
+def new_message_ids(kind: StorageKind, queue_id: int, count: int) -> list[str]:
+    """`count` fresh ids from one call to the OS random source (batches ask for hundreds)."""
+    if count == 1:
+        return [new_message_id(kind, queue_id)]
+    prefix = f"p{queue_id}-" if kind == "partitioned" else _PREFIX[kind]
+    raw = secrets.token_bytes(9 * count)
+    return [prefix + base64.urlsafe_b64encode(raw[i : i + 9]).decode() for i in range(0, 9 * count, 9)]
 
 
 def new_lock_token() -> str:

@@ -19,7 +19,7 @@ from relayq.config import Settings
 from relayq.db.database import Database
 from relayq.db.queries import QUERIES
 from relayq.domain.errors import RelayError
-from relayq.domain.ids import StorageKind, new_message_id, storage_of
+from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, storage_of
 from relayq.services.changes import Change, ChangeHub
 from relayq.services.coalesce import Coalescer
 from relayq.services.queues import QueueRef, QueueService
@@ -127,12 +127,12 @@ class MessageService:
 
     async def _enqueue_now(self, items: Sequence[NewMessage], *, batch: bool) -> list[Enqueued]:
         refs = {name: await self.queues.resolve(name) for name in dict.fromkeys(i.queue for i in items)}
-        ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
+        ids = _new_ids(items, refs)
         try:
             inserted = await self._insert(items, ids, refs)
         except _StaleQueues:
             refs = {name: await self.queues.resolve(name, refresh=True) for name in refs}
-            ids = [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
+            ids = _new_ids(items, refs)
             inserted = await self._insert(items, ids, refs)
         results = await self._resolve_duplicates(items, ids, inserted, refs)
         self._announce_enqueue(items, results, batch, inserted)
@@ -431,6 +431,14 @@ class MessageService:
             "lock_stolen", current.get("queue_name"), rows=[dict(current)],
             context={"operation": op, "presented_lock_token": token},
         ))
+
+
+def _new_ids(items: Sequence[NewMessage], refs: dict[str, QueueRef]) -> list[str]:
+    """Ids for a batch: one random draw for the usual single-queue batch."""
+    if len(refs) == 1:
+        (ref,) = refs.values()
+        return new_message_ids(ref.kind, ref.id, len(items))
+    return [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
 
 
 def _split(settled: Settled, ids: list[str]) -> list[Settled]:
