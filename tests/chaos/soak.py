@@ -31,8 +31,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+from relayq.bench.environment import with_database
 from tests.chaos.postgres import ThrowawayPostgres
-from tests.support.server import LiveServer, free_port, spawn_server, stop_server, with_database
+from tests.support.server import LiveServer, free_port, spawn_server, stop_server
 
 ACK_TIMEOUT = 2  # short leases, so abandoned and crash-orphaned messages come back quickly
 DURABLE_QUEUES = {"chaos": "standard", "chaos_part": "partitioned"}

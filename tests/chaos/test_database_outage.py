@@ -13,8 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
+from relayq.bench.environment import with_database
 from tests.chaos.postgres import ThrowawayPostgres
-from tests.support.server import LiveServer, start_server, with_database
+from tests.support.server import LiveServer, start_server
 
 pytestmark = pytest.mark.chaos
 

@@ -27,7 +27,8 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.server import free_port, fresh_database, spawn_server, stop_server, with_database
+from relayq.bench.environment import with_database
+from tests.support.server import free_port, fresh_database, spawn_server, stop_server
 
 PGBOUNCER = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
 pytestmark = pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed")

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,9 +18,10 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from relayq.bench.environment import create_database, drop_database, free_port
 
 ADMIN_URL = os.environ.get("RELAY_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 _embedded_url: str | None = None
@@ -55,47 +54,15 @@ async def _ping(url: str) -> None:
     await conn.close()
 
 
-def with_database(url: str, name: str) -> str:
-    """The same server URL pointing at another database."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-async def _create(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @contextlib.contextmanager
 def fresh_database(prefix: str = "relay_test") -> Iterator[str]:
     """Create an empty database for the duration of the block; yields its URL."""
     admin = admin_url()
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    _run(_create(admin, name))
+    url: str = _run(create_database(admin, prefix, migrated=False))  # type: ignore[assignment]
     try:
-        yield with_database(admin, name)
+        yield url
     finally:
-        with contextlib.suppress(Exception):
-            _run(_drop(admin, name))
-
-
-def free_port() -> int:
-    """An unused TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        _run(drop_database(admin, url))
 
 
 @dataclass

@@ -60,16 +60,17 @@ async def resolve_admin_url(explicit: str | None) -> str:
     return await asyncio.to_thread(EmbeddedPostgres(default_data_dir()).start)
 
 
-async def create_database(admin_url: str, prefix: str) -> str:
-    """A new, migrated database; returns its URL."""
-    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+async def create_database(admin_url: str, prefix: str, *, migrated: bool = True) -> str:
+    """A new database (migrated unless asked not to); returns its URL. Tests use it too."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(admin_url)
     try:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
     url = with_database(admin_url, name)
-    await migrate_dsn(url)
+    if migrated:
+        await migrate_dsn(url)
     return url
 
 
