@@ -27,9 +27,8 @@ from typing import Any
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.support.server import with_database
-
 from benchmarks.scale.common import print_table, private_cluster, server_on, session, write_json
+from relayq.bench.environment import with_database
 
 QUEUE = "steady"
 SIZES_SQL = """SELECT pg_relation_size('relay.messages') AS heap, pg_indexes_size('relay.messages') AS indexes,
