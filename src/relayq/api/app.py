@@ -24,7 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relayq import dashboard
-from relayq.api.http import REGISTRY, ROOT_ROUTES, encode_json, ok
+from relayq.api.http import REGISTRY, ROOT_ROUTES, encode_json
 from relayq.config import Settings
 from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
@@ -230,4 +230,4 @@ def create_app(settings: Settings | None = None, dsn: str | None = None) -> ASGI
     return RelayGate(app, settings, metrics)
 
 
-__all__ = ["create_app", "ok"]
+__all__ = ["create_app"]

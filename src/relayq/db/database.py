@@ -108,9 +108,10 @@ class Database(QueryRunner):
     @classmethod
     async def connect(cls, settings: Settings, dsn: str | None = None) -> Database:
         """Open the pool with the tuning settings (size, idle timeout, timeouts, statement cache)."""
+        url = dsn or settings.dsn()
         try:
             pool = await asyncpg.create_pool(
-                dsn or settings.dsn(),
+                url,
                 min_size=settings.pool_min_size,
                 max_size=settings.pool_size,
                 max_inactive_connection_lifetime=settings.pool_idle_timeout,
@@ -125,7 +126,7 @@ class Database(QueryRunner):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise database_unavailable(str(exc)) from exc
-        return cls(pool, settings, dsn or settings.dsn())
+        return cls(pool, settings, url)
 
     async def close(self) -> None:
         """Close every connection, waiting briefly for queries in flight."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayq.db.database import Database
-from relayq.db.queries import MESSAGE_TABLES
+from relayq.db.queries import EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
@@ -168,7 +168,7 @@ class AdminService:
                     lock_token = CASE WHEN $3 = 'processing' THEN replace(gen_random_uuid()::text, '-', '') END,
                     locked_until = CASE WHEN $3 = 'processing'
                         THEN now() + make_interval(secs => m.ack_timeout_seconds) END,
-                    consumer_id = CASE WHEN $3 = 'processing' THEN '{ADMIN_CONSUMER}'
+                    consumer_id = CASE WHEN $3 = 'processing' THEN $5
                                        WHEN $3 = 'queued' THEN NULL ELSE m.consumer_id END,
                     dequeued_at = CASE WHEN $3 = 'processing' THEN now() WHEN $3 = 'queued' THEN NULL
                                        ELSE m.dequeued_at END,
@@ -177,8 +177,8 @@ class AdminService:
                     available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
                     last_error = coalesce($4, m.last_error)
                 WHERE m.id = ANY($1::text[]) AND m.status = $2
-                RETURNING {_event_columns()}""",
-                kind_ids, from_status, to_status, reason,
+                RETURNING {EVENT_COLUMNS}""",
+                kind_ids, from_status, to_status, reason, ADMIN_CONSUMER,
             )
             moved.extend(rows)
         now = time.time()
@@ -193,7 +193,7 @@ class AdminService:
         deleted: list[Mapping[str, Any]] = []
         for kind, kind_ids in _group_ids(ids).items():
             deleted.extend(await self.db.fetch(
-                f"DELETE FROM {MESSAGE_TABLES[kind]} m WHERE m.id = ANY($1::text[]) RETURNING {_event_columns()}",
+                f"DELETE FROM {MESSAGE_TABLES[kind]} m WHERE m.id = ANY($1::text[]) RETURNING {EVENT_COLUMNS}",
                 kind_ids,
             ))
         now = time.time()
@@ -286,12 +286,6 @@ def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = Fals
     else:
         parts = [f"(SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}{head})" for t in tables]
     return "(" + " UNION ALL ".join(parts) + ") m"
-
-
-def _event_columns() -> str:
-    from relayq.db.queries import EVENT_COLUMNS
-
-    return EVENT_COLUMNS
 
 
 def _group_ids(ids: Sequence[str]) -> dict[StorageKind, list[str]]:

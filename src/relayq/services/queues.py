@@ -18,7 +18,7 @@ from relayq.db.database import Database, Row, Transaction
 from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
-from relayq.domain.messages import STATUSES
+from relayq.domain.messages import STATUSES, iso_millis
 from relayq.services.changes import Change, ChangeHub
 
 DEFAULT_QUEUE = "default"
@@ -328,8 +328,6 @@ def time_partition_ddl(queue_id: int, interval: str, lo: datetime) -> tuple[str,
 
 def queue_to_wire(row: Any, counts: dict[str, int] | None) -> dict[str, Any]:
     """The API's Queue object (API.md §2.2)."""
-    from relayq.domain.messages import iso_millis
-
     counts = counts or {}
     return {
         "name": row["name"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -261,5 +260,3 @@ async def delete_by_time(request: Request) -> Response:
         params["startTimestamp"], params["endTimestamp"], params["queueName"])
     return ok({"message": f"{count} messages removed successfully", "deletedCount": count})
 
-
-__all__ = ["time"]

@@ -8,7 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relayq.api.http import decode_json, endpoint, ok, read_json
+from relayq.api.http import endpoint, ok, read_json
 from relayq.api.validation import Field, parse_fields, parse_query, require_object
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import message_to_wire
@@ -238,5 +238,3 @@ async def touch(request: Request) -> Response:
     return ok({"message": "Lock extended successfully", "new_timeout_at": int(row["new_locked_until"]),
                "lock_token": row["lock_token"], "extended_by": extended})
 
-
-__all__ = ["decode_json"]
