@@ -331,3 +331,66 @@ def test_queue_settings_apply_to_messages(api: httpx.Client) -> None:
     api.patch(f"/queues/{name}", json={"ack_timeout_seconds": 12})
     enqueue(api, name)
     assert dequeue(api, name).json()["ack_timeout_seconds"] == 12
+
+
+def _stored(api: httpx.Client, queue: str, count: int) -> list[dict[str, object]]:
+    leased = api.get("/queue/messages/batch", params={"queue": queue, "count": count}).json()["messages"]
+    keys = ("type", "payload", "priority", "ack_timeout_seconds", "max_attempts", "payload_size")
+    return [{k: m[k] for k in keys} for m in leased]
+
+
+def test_fast_and_field_by_field_batches_store_the_same(api: httpx.Client, queue: str) -> None:
+    """A body in API.md's spellings is decoded in one pass; aliases take the field-by-field path.
+
+    Both must store identical messages, and whitespace inside payloads is not stored.
+    """
+    documented = [
+        {"type": "a", "payload": {"k" : [1, 2], "s": "x y"}, "queue": queue, "priority": 2,
+         "ackTimeout": 45, "maxAttempts": 7, "delaySeconds": 0},
+        {"type": "b", "payload": None, "queue": queue, "ackTimeout": 0, "idempotencyKey": "k1"},
+        {"type": "c", "payload": "text", "queue": queue, "priority": None, "unknown": 1},
+    ]
+    aliased = [
+        {"type": "a", "payload": {"k": [1, 2], "s": "x y"}, "queue_name": queue, "priority": 2,
+         "ack_timeout": 45, "max_attempts": 7, "delay_seconds": 0},
+        {"type": "b", "payload": None, "queueName": queue, "ack_timeout_seconds": 0, "idempotency_key": "k2"},
+        {"type": "c", "payload": "text", "queue": queue, "priority": None, "unknown": 1},
+    ]
+    raw = (b'[{"type": "a", "payload": {"k" : [1, 2], "s": "x y"}, "queue": "%s", "priority": 2,'
+           b' "ackTimeout": 45, "maxAttempts": 7, "delaySeconds": 0}]' % queue.encode())
+    for body in (documented, aliased):
+        response = api.post("/queue/batch", json=body)
+        assert response.status_code == 201, response.text
+        assert response.json()["count"] == 3
+    spaced = api.post("/queue/batch", content=raw, headers={"content-type": "application/json"})
+    assert spaced.status_code == 201, spaced.text
+    by_type: dict[object, list[dict[str, object]]] = {}
+    for row in _stored(api, queue, 10):
+        by_type.setdefault(row["type"], []).append(row)
+    assert [len(by_type[t]) for t in "abc"] == [3, 2, 2]
+    assert all(rows == [rows[0]] * len(rows) for rows in by_type.values())
+    a, b = by_type["a"][0], by_type["b"][0]
+    assert a["payload"] == {"k": [1, 2], "s": "x y"} and a["payload_size"] == len('{"k":[1,2],"s":"x y"}')
+    assert (a["priority"], a["ack_timeout_seconds"], a["max_attempts"]) == (2, 45, 7)
+    assert b["payload"] is None and b["payload_size"] == 4
+    single = api.post("/queue/message", content=raw[1:-1], headers={"content-type": "application/json"})
+    assert single.status_code == 201, single.text
+    assert _stored(api, queue, 1) == [a]
+
+
+def test_fast_path_leaves_errors_to_the_field_checks(api: httpx.Client, queue: str) -> None:
+    cases = [
+        ([{"type": "a", "payload": 1, "queue": queue, "priority": 10}], "0.priority"),
+        ([{"type": "a", "payload": 1, "queue": queue, "maxAttempts": 0}], "0.maxAttempts"),
+        ([{"type": "a", "payload": 1, "queue": queue}, {"payload": 1, "queue": queue}], "1.type"),
+        ([{"type": "a\u0000", "payload": 1, "queue": queue}], "0.type"),
+        ([{"type": "a", "payload": 1, "queue": queue, "idempotencyKey": ""}], "0.idempotencyKey"),
+    ]
+    for body, field in cases:
+        response = api.post("/queue/batch", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["details"][0]["field"] == field
+    # Values the fast decoder would refuse but the field checks accept.
+    accepted = api.post("/queue/batch", json=[{"type": "a", "payload": 1, "queue": queue, "priority": 3.0}])
+    assert accepted.status_code == 201, accepted.text
+    assert _stored(api, queue, 1)[0]["priority"] == 3

@@ -33,7 +33,7 @@ async def relay(service_dsn: str) -> AsyncIterator[Relay]:
 
 def message(n: int) -> NewMessage:
     payload = msgspec.json.encode({"n": n}).decode()
-    return NewMessage(queue="co", type="t", payload=payload, payload_size=len(payload))
+    return NewMessage(queue="co", type="t", payload=msgspec.Raw(payload.encode()))
 
 
 async def test_concurrent_single_enqueues_share_statements(relay: Relay) -> None:
@@ -74,7 +74,7 @@ async def test_duplicate_acks_in_flight_resolve_to_one_success(relay: Relay) -> 
 
 async def test_unknown_queue_fails_alone(relay: Relay) -> None:
     good = relay.messages.enqueue([message(2)])
-    bad_item = NewMessage(queue="missing_q", type="t", payload="1", payload_size=1)
+    bad_item = NewMessage(queue="missing_q", type="t", payload=msgspec.Raw(b"1"))
     results = await asyncio.gather(good, relay.messages.enqueue([bad_item]), return_exceptions=True)
     assert not isinstance(results[0], BaseException)
     assert getattr(results[1], "code", None) == "QUEUE_NOT_FOUND"

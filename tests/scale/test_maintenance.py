@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from relayq.config import Settings
@@ -41,7 +42,7 @@ async def new_queue(relay: Relay, **spec: str) -> str:
 
 async def fill(relay: Relay, queue: str, n: int, acked: int) -> list[str]:
     """Enqueue n messages and ack the first `acked`; returns the acked ids."""
-    items = [NewMessage(queue=queue, type="t", payload='{"n":1}', payload_size=7) for _ in range(n)]
+    items = [NewMessage(queue=queue, type="t", payload=msgspec.Raw(b'{"n":1}')) for _ in range(n)]
     await relay.messages.enqueue(items, batch=True)
     leased = await relay.messages.dequeue(queue, acked, batch=True)
     await relay.messages.ack([(row["id"], row["lock_token"]) for row in leased], batch=True)

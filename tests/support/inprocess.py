@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
+import msgspec
+
 from relayq.config import Settings
 from relayq.runtime import Relay
 from relayq.services.extensions import Extensions, extensions_of
@@ -35,8 +37,8 @@ def ext(relay: Relay) -> Extensions:
 
 def message(queue: str, payload: str = '{"n":1}', **fields: object) -> NewMessage:
     """A NewMessage as the enqueue route would build it."""
-    return NewMessage(queue=queue, type=str(fields.pop("type", "job")), payload=payload,
-                      payload_size=len(payload.encode()), **fields)  # type: ignore[arg-type]
+    return NewMessage(queue=queue, type=str(fields.pop("type", "job")), payload=msgspec.Raw(payload.encode()),
+                      **fields)  # type: ignore[arg-type]
 
 
 async def eventually(check: Callable[[], Awaitable[T]], within: float = 3.0) -> T:

@@ -52,7 +52,11 @@ def decode_json(raw: bytes) -> Any:
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:
     """The request body as JSON, whatever its Content-Type; empty is None when optional."""
-    raw = await request.body()
+    return read_body(await request.body(), optional=optional)
+
+
+def read_body(raw: bytes, *, optional: bool = False) -> Any:
+    """`read_json` for a body already read."""
     if not raw.strip():
         if optional:
             return None

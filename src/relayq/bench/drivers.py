@@ -216,12 +216,13 @@ class ServiceDriver:
         self.relay = relay
         self.payload = payload_text(payload_bytes)
         self._new = NewMessage
+        self._raw = msgspec.Raw(self.payload.encode())
 
     async def create_queue(self, name: str) -> None:
         await self.relay.queues.create({"name": name, "queue_type": "standard", "max_attempts": 1000})
 
     def _item(self, queue: str) -> Any:
-        return self._new(queue=queue, type="bench", payload=self.payload, payload_size=len(self.payload))
+        return self._new(queue=queue, type="bench", payload=self._raw)
 
     async def enqueue(self, queue: str) -> None:
         await self.relay.messages.enqueue([self._item(queue)])

@@ -141,10 +141,11 @@ class EventStream:
         room = MAX_IDS - len(delta.ids)
         if room < len(rows):
             delta.force_refresh = True
-        delta.ids.extend(row["id"] for row in rows[:room])
-        if entering:
-            for row in rows[: MAX_MESSAGES - len(delta.messages)]:
-                delta.messages.append(_message(row))
+        if room > 0:  # slicing lazily built rows (enqueue) builds them: only when they are kept
+            delta.ids.extend(row["id"] for row in rows[:room])
+        wanted = MAX_MESSAGES - len(delta.messages)
+        if entering and wanted > 0:
+            delta.messages.extend(_message(row) for row in rows[:wanted])
 
     def _schedule(self) -> None:
         if self._scheduled is not None:

@@ -13,7 +13,9 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, overload
+
+import msgspec
 
 from relayq.config import Settings
 from relayq.db.database import Database
@@ -29,24 +31,40 @@ from relayq.services.waiters import Waiters
 LONG_POLL_RECHECK_SECONDS = 1.0
 
 
+# Python attribute → JSON key, as API.md spells the enqueue fields (and as the SQL reads them).
+WIRE_NAMES = {
+    "ack_timeout": "ackTimeout", "max_attempts": "maxAttempts", "delay": "delaySeconds",
+    "idempotency_key": "idempotencyKey", "consumer_id": "consumerId",
+}
+
 # A nack request item: (id, lock_token, reason, delay seconds).
 NackItem = tuple[str, str | None, str | None, float | None]
 
 
-@dataclass(slots=True)
-class NewMessage:
-    """One validated message to enqueue; `payload` is its compact JSON text."""
+# Bounds shared by the HTTP fields (api/routes/messages.py) and the fast decoder below.
+MAX_DELAY_SECONDS = 2_592_000
+INT32_MAX = 2**31 - 1
 
-    queue: str
+
+class NewMessage(msgspec.Struct, kw_only=True, omit_defaults=True, rename=WIRE_NAMES):
+    """One validated message to enqueue; `payload` is its compact JSON text.
+
+    A msgspec Struct so that a batch body decodes straight into these (validation in C) and a
+    list of them encodes into the one JSON parameter of the insert statement.
+    """
+
+    queue: str = "default"
     type: str
-    payload: str
-    payload_size: int
-    priority: int = 0
-    ack_timeout: int | None = None
-    max_attempts: int | None = None
-    delay: float = 0.0
-    idempotency_key: str | None = None
+    payload: msgspec.Raw
+    priority: Annotated[int, msgspec.Meta(ge=0, le=9)] = 0
+    ack_timeout: Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)] | None = None
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)] | None = None
+    delay: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY_SECONDS)] = 0.0
+    idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     consumer_id: str | None = None
+
+
+_encode_items = msgspec.json.Encoder().encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,37 +160,28 @@ class MessageService:
         self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]
     ) -> dict[str, int]:
         """Insert per table; returns {stored id: its effective max_attempts}."""
+        kinds = {ref.kind for ref in refs.values()}
+        if len(kinds) == 1:
+            return await self._insert_kind(self.db, kinds.pop(), items, ids, refs)
         by_kind: dict[StorageKind, list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             by_kind[refs[item.queue].kind].append(index)
-        if len(by_kind) == 1:
-            (kind, indexes), = by_kind.items()
-            return await self._insert_kind(self.db, kind, items, ids, indexes, refs)
         inserted: dict[str, int] = {}
         async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
             for kind, indexes in by_kind.items():
-                inserted.update(await self._insert_kind(tx, kind, items, ids, indexes, refs))
+                inserted.update(await self._insert_kind(
+                    tx, kind, [items[i] for i in indexes], [ids[i] for i in indexes], refs
+                ))
         return inserted
 
     async def _insert_kind(
         self, runner: Any, kind: StorageKind, items: Sequence[NewMessage], ids: list[str],
-        indexes: list[int], refs: dict[str, QueueRef],
+        refs: dict[str, QueueRef],
     ) -> dict[str, int]:
-        chosen = [items[i] for i in indexes]
-        queue_names = list(dict.fromkeys(i.queue for i in chosen))
+        """One statement: the items travel as one JSON array, their ids as a text array."""
+        queue_names = list(dict.fromkeys(i.queue for i in items)) if len(refs) > 1 else list(refs)
         row = await runner.fetchrow(
-            QUERIES.get("enqueue", kind),
-            [ids[i] for i in indexes],
-            [i.queue for i in chosen],
-            [i.type for i in chosen],
-            [i.payload for i in chosen],
-            [i.priority for i in chosen],
-            [i.ack_timeout for i in chosen],
-            [i.max_attempts for i in chosen],
-            [i.delay for i in chosen],
-            [i.idempotency_key for i in chosen],
-            [i.payload_size for i in chosen],
-            queue_names,
+            QUERIES.get("enqueue", kind), ids, _encode_items(items).decode(), queue_names,
             [refs[name].id for name in queue_names],
         )
         if not row["all_found"]:
@@ -215,22 +224,16 @@ class MessageService:
         self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool, inserted: Mapping[str, int]
     ) -> None:
         now = time.time()
-        per_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        per_queue: dict[str, list[tuple[NewMessage, str]]] = defaultdict(list)
         for item, result in zip(items, results, strict=True):
-            if result.duplicate:
-                continue
-            per_queue[item.queue].append({
-                "id": result.id, "queue_name": item.queue, "type": item.type, "priority": item.priority,
-                "payload": item.payload, "payload_size": item.payload_size, "attempt_count": 0,
-                "max_attempts": inserted.get(result.id), "consumer_id": item.consumer_id, "created_at": now,
-                "available_at": now + item.delay, "status": "queued",
-            })
-        for queue, rows in per_queue.items():
+            if not result.duplicate:
+                per_queue[item.queue].append((item, result.id))
+        for queue, stored in per_queue.items():
             self.hub.publish(Change(
-                "enqueue", queue, rows=rows, at=now, consumer_id=rows[0]["consumer_id"],
-                batch_size=len(items) if batch else None,
+                "enqueue", queue, rows=_EnqueuedRows(stored, inserted, now), at=now,
+                consumer_id=stored[0][0].consumer_id, batch_size=len(items) if batch else None,
             ))
-            delays = [i.delay for i in items if i.queue == queue and i.delay > 0]
+            delays = [i.delay for i, _ in stored if i.delay > 0]
             if delays:  # wake parked consumers when the earliest delayed message becomes due
                 asyncio.get_running_loop().call_later(min(delays), self.waiters.wake, queue, len(delays))
 
@@ -439,6 +442,34 @@ def _new_ids(items: Sequence[NewMessage], refs: dict[str, QueueRef]) -> list[str
         (ref,) = refs.values()
         return new_message_ids(ref.kind, ref.id, len(items))
     return [new_message_id(refs[i.queue].kind, refs[i.queue].id) for i in items]
+
+
+class _EnqueuedRows(Sequence[Mapping[str, Any]]):
+    """An enqueue's changed rows, built only if a listener reads them (most only count them)."""
+
+    __slots__ = ("_stored", "_inserted", "_now", "_rows")
+
+    def __init__(self, stored: list[tuple[NewMessage, str]], inserted: Mapping[str, int], now: float) -> None:
+        self._stored, self._inserted, self._now = stored, inserted, now
+        self._rows: list[Mapping[str, Any]] | None = None
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> Mapping[str, Any] | Sequence[Mapping[str, Any]]:
+        if self._rows is None:
+            now = self._now
+            self._rows = [{
+                "id": mid, "queue_name": item.queue, "type": item.type, "priority": item.priority,
+                "payload": bytes(item.payload).decode(), "payload_size": len(item.payload), "attempt_count": 0,
+                "max_attempts": self._inserted.get(mid), "consumer_id": item.consumer_id, "created_at": now,
+                "available_at": now + item.delay, "status": "queued",
+            } for item, mid in self._stored]
+        return self._rows[index]
 
 
 def _split(settled: Settled, ids: list[str]) -> list[Settled]:

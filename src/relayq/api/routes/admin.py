@@ -125,8 +125,8 @@ async def import_messages(request: Request) -> Response:
         if len(encoded) > r.settings.max_payload_bytes:
             raise RelayError(413, "PAYLOAD_TOO_LARGE", f"{index}.payload exceeds MAX_PAYLOAD_BYTES")
         items.append(NewMessage(
-            queue=values["queue"], type=values["type"], payload=encoded.decode(), payload_size=len(encoded),
-            priority=values["priority"], ack_timeout=values["ackTimeout"] or None,
+            queue=values["queue"], type=values["type"], payload=msgspec.Raw(encoded), priority=values["priority"],
+            ack_timeout=values["ackTimeout"] or None,
             max_attempts=values["maxAttempts"],
         ))
     results = await r.messages.enqueue(items, batch=True) if items else []

@@ -4,31 +4,37 @@
 -- Every value arrives as a bind parameter; nothing here is built from user input.
 
 -- name: enqueue
--- One statement for one or many messages. It inserts nothing unless every named queue still
--- exists with the id the caller resolved (cache check), and FOR KEY SHARE holds those queue rows
--- until commit so a concurrent delete or rename cannot orphan the new rows.
+-- One statement for one or many messages. $2 is the messages as one JSON array (API.md's field
+-- names; parsed by PostgreSQL in C rather than as ten parameter arrays), zipped with their ids
+-- in $1. It inserts nothing unless every named queue still exists with the id the caller
+-- resolved (cache check), and FOR KEY SHARE holds those queue rows until commit so a concurrent
+-- delete or rename cannot orphan the new rows.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
-    WHERE id = ANY($12::bigint[])
+    WHERE id = ANY($4::bigint[])
     FOR KEY SHARE
 ), ok AS (
-    SELECT count(*) = cardinality($12::bigint[]) AS all_found
-    FROM q JOIN unnest($11::text[], $12::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
+    SELECT count(*) = cardinality($4::bigint[]) AS all_found
+    FROM q JOIN unnest($3::text[], $4::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
                                  ack_timeout_seconds, available_at, idempotency_key, payload_size)
-    SELECT i.id, q.id, q.name, i.type, i.payload::json, i.priority,
+    SELECT i.id, q.id, q.name, i.type, coalesce(i.payload, 'null'), coalesce(i.priority, 0),
            coalesce(i.max_attempts, q.max_attempts),
            coalesce(nullif(i.ack_timeout, 0), q.ack_timeout_seconds),
-           now() + make_interval(secs => i.delay), i.idem_key, i.payload_size
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::int[],
-                $8::float8[], $9::text[], $10::int[])
-         WITH ORDINALITY AS i(id, queue_name, type, payload, priority, ack_timeout, max_attempts,
-                              delay, idem_key, payload_size, ord)
-    JOIN q ON q.name = i.queue_name
+           now() + make_interval(secs => coalesce(i.delay, 0)), i.idem_key,
+           coalesce(octet_length(i.payload::text), 4)
+    FROM ROWS FROM (
+            json_to_recordset($2::json) AS (queue text, type text, payload json, priority int, "ackTimeout" int,
+                                            "maxAttempts" int, "delaySeconds" float8, "idempotencyKey" text),
+            unnest($1::text[])
+         ) WITH ORDINALITY AS i(queue_name, type, payload, priority, ack_timeout, max_attempts, delay, idem_key,
+                                id, ord)
+    JOIN q ON q.name = coalesce(i.queue_name, 'default')
     WHERE (SELECT all_found FROM ok)
       AND (i.idem_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM {messages} e WHERE e.queue_name = i.queue_name AND e.idempotency_key = i.idem_key))
+            SELECT 1 FROM {messages} e
+            WHERE e.queue_name = coalesce(i.queue_name, 'default') AND e.idempotency_key = i.idem_key))
     ORDER BY i.ord
     {on_conflict}
     RETURNING m.id, m.max_attempts

@@ -1,0 +1,41 @@
+"""Which enqueue bodies the one-pass decoder takes, and which it leaves to the field checks."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+
+from relayq.api.routes.messages import _fast_messages
+from relayq.config import Settings
+
+RELAY: Any = SimpleNamespace(settings=Settings(max_payload_bytes=40, max_batch_size=3))
+
+
+def fast(body: object, *, many: bool = True) -> Any:
+    return _fast_messages(RELAY, msgspec.json.encode(body), many=many)
+
+
+def test_documented_spellings_take_the_fast_path() -> None:
+    items = fast([{"type": "t", "payload": {"a": 1}, "queue": "q", "ackTimeout": 5, "idempotencyKey": "k"}])
+    assert items is not None and len(items) == 1
+    assert (items[0].queue, items[0].ack_timeout, items[0].idempotency_key) == ("q", 5, "k")
+    assert bytes(items[0].payload) == b'{"a":1}'
+    assert fast({"messages": [{"type": "t", "payload": 1}]})[0].queue == "default"
+    assert fast({"type": "t", "payload": None}, many=False)[0].payload == msgspec.Raw(b"null")
+
+
+def test_everything_else_takes_the_slow_path() -> None:
+    assert fast([{"type": "t", "payload": 1, "queue_name": "q"}]) is None  # an alias
+    assert fast([{"type": "t", "payload": {"note": "ack_timeout later"}}]) is not None
+    assert fast([{"type": "t", "payload": {"ack_timeout": 1}}]) is None  # a spelling anywhere, payloads too
+    assert fast([{"type": "t\u0000", "payload": 1}]) is None
+    assert fast([{"type": "t", "payload": "x" * 50}]) is None  # over the payload limit
+    assert fast([{"type": "t", "payload": 1}] * 4) is None  # over the batch limit
+    assert fast([{"type": "t", "payload": 1, "priority": 2.0}]) is None
+    assert fast([{"payload": 1}]) is None
+    assert fast({"nope": []}) is None
+    assert _fast_messages(RELAY, b"[{", many=True) is None
+    for bad in (b'{"type":"a","payload":1e400}', b'{"type":"a","payload":"\xff"}'):  # left to INVALID_JSON
+        assert _fast_messages(RELAY, bad, many=False) is None
