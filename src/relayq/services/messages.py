@@ -77,6 +77,14 @@ class Enqueued:
 
 
 @dataclass(frozen=True, slots=True)
+class _EnqueueRequest:
+    """One enqueue request waiting for a shared statement."""
+
+    items: Sequence[NewMessage]
+    batch: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ItemFailure:
     """Why one item of an ack/nack/touch did not apply."""
 
@@ -107,8 +115,8 @@ class MessageService:
         self.waiters = waiters
         self.coalescing = settings.coalesce_enabled
         batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight or settings.pool_size
-        self._enqueues: Coalescer[None, NewMessage, Enqueued] = Coalescer(
-            self._enqueue_coalesced, max_batch=batch, max_inflight=inflight
+        self._enqueues: Coalescer[None, _EnqueueRequest, list[Enqueued]] = Coalescer(
+            self._enqueue_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: len(request.items)
         )
         self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]]] = Coalescer(
             self._claim_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: request.count
@@ -123,27 +131,50 @@ class MessageService:
     # ----- enqueue ---------------------------------------------------------------------
     async def enqueue(self, items: Sequence[NewMessage], *, batch: bool = False) -> list[Enqueued]:
         """Store every item or none; 404 if any named queue does not exist."""
-        if self.coalescing and not batch and len(items) == 1:
-            await self.queues.resolve(items[0].queue)  # an unknown queue fails alone, before coalescing
-            return [await self._enqueues.submit(None, items[0])]
+        if self.coalescing and items:
+            for name in dict.fromkeys(i.queue for i in items):
+                await self.queues.resolve(name)  # an unknown queue fails alone, before coalescing
+            return await self._enqueues.submit(None, _EnqueueRequest(items, batch))
         return await self._enqueue_now(items, batch=batch)
 
-    async def _enqueue_coalesced(self, _: None, items: list[NewMessage]) -> list[Enqueued | BaseException]:
-        """One statement for many single-message requests; if it fails, each item runs alone."""
+    async def _enqueue_coalesced(
+        self, _: None, requests: list[_EnqueueRequest]
+    ) -> list[list[Enqueued] | BaseException]:
+        """One statement for concurrent requests, single messages and batches alike.
+
+        Fewer, larger statements cost PostgreSQL less per message (one commit, one trigger
+        call, one plan per statement). Each request stays all or nothing: if the shared
+        statement fails, every request runs again alone and gets its own outcome.
+        """
+        flat = [item for request in requests for item in request.items] if len(requests) > 1 else requests[0].items
         try:
-            return list(await self._enqueue_now(items, batch=False))
+            results, inserted = await self._store(flat)
         except RelayError:
-            if len(items) == 1:
+            if len(requests) == 1:
                 raise
-        outcomes: list[Enqueued | BaseException] = []
-        for item in items:
-            try:
-                outcomes.extend(await self._enqueue_now([item], batch=False))
-            except RelayError as exc:
-                outcomes.append(exc)
+            outcomes: list[list[Enqueued] | BaseException] = []
+            for request in requests:
+                try:
+                    outcomes.append(await self._enqueue_now(request.items, batch=request.batch))
+                except RelayError as exc:
+                    outcomes.append(exc)
+            return outcomes
+        outcomes = []
+        start = 0
+        for request in requests:
+            part = results[start : start + len(request.items)]
+            start += len(request.items)
+            self._announce_enqueue(request.items, part, request.batch, inserted)
+            outcomes.append(part)
         return outcomes
 
     async def _enqueue_now(self, items: Sequence[NewMessage], *, batch: bool) -> list[Enqueued]:
+        results, inserted = await self._store(items)
+        self._announce_enqueue(items, results, batch, inserted)
+        return results
+
+    async def _store(self, items: Sequence[NewMessage]) -> tuple[list[Enqueued], dict[str, int]]:
+        """Insert `items` in one statement (per table); their outcomes and {stored id: max_attempts}."""
         refs = {name: await self.queues.resolve(name) for name in dict.fromkeys(i.queue for i in items)}
         ids = _new_ids(items, refs)
         try:
@@ -152,9 +183,7 @@ class MessageService:
             refs = {name: await self.queues.resolve(name, refresh=True) for name in refs}
             ids = _new_ids(items, refs)
             inserted = await self._insert(items, ids, refs)
-        results = await self._resolve_duplicates(items, ids, inserted, refs)
-        self._announce_enqueue(items, results, batch, inserted)
-        return results
+        return await self._resolve_duplicates(items, ids, inserted, refs), inserted
 
     async def _insert(
         self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]
