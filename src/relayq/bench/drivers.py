@@ -16,10 +16,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
 import msgspec
+
+from relayq.bench.http import RawHttp
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ class _AckBatch(msgspec.Struct):
 
 
 class HttpDriver:
-    """Relay's REST API through one aiohttp session with a connection per worker."""
+    """Relay's REST API over keep-alive connections, one per worker (bench/http.py)."""
 
     name = "relay-http"
 
@@ -113,14 +116,10 @@ class HttpDriver:
         if api_key:
             headers["X-API-KEY"] = api_key
         self.headers = headers
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=workers + 2, force_close=False, enable_cleanup_closed=False),
-            headers=headers, timeout=aiohttp.ClientTimeout(total=120), auto_decompress=False,
-        )
+        self.http = RawHttp(self.base, headers)
         self.payload = payload_text(payload_bytes)
         self.batch_size = batch_size
-        self._single: dict[str, bytes] = {}
-        self._batches: dict[tuple[str, int], bytes] = {}
+        self._requests: dict[tuple[str, str, int], bytes] = {}
         self._delivered = msgspec.json.Decoder(_Delivered)
         self._batch = msgspec.json.Decoder(_Batch)
         self._stats = msgspec.json.Decoder(_Stats)
@@ -129,44 +128,50 @@ class HttpDriver:
     def _item(self, queue: str) -> bytes:
         return b'{"type":"bench","queue":"' + queue.encode() + b'","payload":' + self.payload.encode() + b"}"
 
+    def _cached(self, kind: str, queue: str, count: int = 0) -> bytes:
+        """The request bytes of a request the load repeats unchanged."""
+        key = (kind, queue, count)
+        request = self._requests.get(key)
+        if request is None:
+            q = quote(queue, safe="")
+            request = self._requests[key] = {
+                "enqueue": lambda: self.http.build("POST", "/queue/message", self._item(queue)),
+                "batch": lambda: self.http.build(
+                    "POST", "/queue/batch", b"[" + b",".join([self._item(queue)] * count) + b"]"),
+                "dequeue": lambda: self.http.build("GET", f"/queue/message?queue={q}"),
+                "dequeue_batch": lambda: self.http.build("GET", f"/queue/messages/batch?queue={q}&count={count}"),
+            }[kind]()
+        return request
+
+    async def _send(self, what: str, request: bytes, expect: int) -> bytes:
+        status, raw = await self.http.send(request)
+        if status != expect:
+            raise BenchError(f"{what} → {status}: {raw[:300]!r}")
+        return raw
+
     async def _post(self, path: str, body: bytes, expect: int) -> bytes:
-        async with self.session.post(self.base + path, data=body) as response:
-            raw = await response.read()
-            if response.status != expect:
-                raise BenchError(f"POST {path} → {response.status}: {raw[:300]!r}")
-            return raw
+        return await self._send(f"POST {path}", self.http.build("POST", path, body), expect)
 
     async def create_queue(self, name: str) -> None:
         await self._post("/queues", self._encode({"name": name, "max_attempts": 1000}), 201)
 
     async def enqueue(self, queue: str) -> None:
-        body = self._single.get(queue)
-        if body is None:
-            body = self._single[queue] = self._item(queue)
-        await self._post("/queue/message", body, 201)
+        await self._send("POST /queue/message", self._cached("enqueue", queue), 201)
 
     async def enqueue_batch(self, queue: str, count: int) -> None:
-        body = self._batches.get((queue, count))
-        if body is None:
-            body = self._batches[(queue, count)] = b"[" + b",".join([self._item(queue)] * count) + b"]"
-        await self._post("/queue/batch", body, 201)
+        await self._send("POST /queue/batch", self._cached("batch", queue, count), 201)
 
     async def dequeue(self, queue: str) -> Lease | None:
-        async with self.session.get(self.base + "/queue/message", params={"queue": queue}) as response:
-            raw = await response.read()
-            if response.status == 404:
-                return None
-            if response.status != 200:
-                raise BenchError(f"GET /queue/message → {response.status}: {raw[:300]!r}")
+        status, raw = await self.http.send(self._cached("dequeue", queue))
+        if status == 404:
+            return None
+        if status != 200:
+            raise BenchError(f"GET /queue/message → {status}: {raw[:300]!r}")
         msg = self._delivered.decode(raw)
         return Lease(msg.id, msg.lock_token)
 
     async def dequeue_batch(self, queue: str, count: int) -> list[Lease]:
-        params = {"queue": queue, "count": str(count)}
-        async with self.session.get(self.base + "/queue/messages/batch", params=params) as response:
-            raw = await response.read()
-            if response.status != 200:
-                raise BenchError(f"GET /queue/messages/batch → {response.status}: {raw[:300]!r}")
+        raw = await self._send("GET /queue/messages/batch", self._cached("dequeue_batch", queue, count), 200)
         return [Lease(m.id, m.lock_token) for m in self._batch.decode(raw).messages]
 
     async def ack(self, lease: Lease) -> None:
@@ -183,10 +188,8 @@ class HttpDriver:
     async def round_trips(self) -> int | None:
         """The server's counter; with several processes, the sum over every process seen."""
         if self.server_processes <= 1:
-            async with self.session.get(self.base + "/internal/stats") as response:
-                if response.status != 200:
-                    return None
-                return self._stats.decode(await response.read()).round_trips
+            status, raw = await self.http.request("GET", "/internal/stats")
+            return self._stats.decode(raw).round_trips if status == 200 else None
         # Each new connection lands on one of the workers; ask until every pid has answered.
         seen: dict[int, int] = {}
         async with aiohttp.ClientSession(headers=self.headers) as probe:
@@ -201,7 +204,7 @@ class HttpDriver:
         return None
 
     async def close(self) -> None:
-        await self.session.close()
+        await self.http.close()
 
 
 # ----- service layer, in-process -------------------------------------------------------------

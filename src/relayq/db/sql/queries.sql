@@ -31,10 +31,7 @@ WITH q AS (
          ) WITH ORDINALITY AS i(queue_name, type, payload, priority, ack_timeout, max_attempts, delay, idem_key,
                                 id, ord)
     JOIN q ON q.name = coalesce(i.queue_name, 'default')
-    WHERE (SELECT all_found FROM ok)
-      AND (i.idem_key IS NULL OR NOT EXISTS (
-            SELECT 1 FROM {messages} e
-            WHERE e.queue_name = coalesce(i.queue_name, 'default') AND e.idempotency_key = i.idem_key))
+    WHERE (SELECT all_found FROM ok) {idempotency_guard}
     ORDER BY i.ord
     {on_conflict}
     RETURNING m.id, m.max_attempts
