@@ -72,6 +72,33 @@ async def test_duplicate_acks_in_flight_resolve_to_one_success(relay: Relay) -> 
     assert [(f.code, f.status) for f in failed] == [("INVALID_STATE", "acknowledged")] * 4
 
 
+async def test_concurrent_batches_share_statements_and_stay_whole(relay: Relay) -> None:
+    before = relay.db.stats.round_trips
+    batches = [[message(100 * b + i) for i in range(10)] for b in range(8)]
+    bad = [message(900), NewMessage(queue="missing_q", type="t", payload=msgspec.Raw(b"1"))]
+    results = await asyncio.gather(*(relay.messages.enqueue(b, batch=True) for b in batches),
+                                   relay.messages.enqueue(bad, batch=True), return_exceptions=True)
+    assert getattr(results[-1], "code", None) == "QUEUE_NOT_FOUND"  # refused whole, the others unharmed
+    stored = {r["id"]: msgspec.json.decode(r["p"])["n"] for r in await relay.db.fetch(
+        "SELECT id, payload::text AS p FROM relay.messages WHERE queue_name = 'co'")}
+    for batch, result in zip(batches, results[:-1], strict=True):
+        assert not isinstance(result, BaseException)
+        assert [stored[e.id] for e in result] == [msgspec.json.decode(bytes(m.payload))["n"] for m in batch]
+    assert 900 not in stored.values()
+    assert relay.db.stats.round_trips - before < 8
+
+    leased = await relay.messages.dequeue("co", 80, batch=True)
+    halves = [[(r["id"], r["lock_token"]) for r in leased[i : i + 20]] for i in range(0, 80, 20)]
+    overlap = [halves[0][0], ("s-no-such-id", "x")]  # shares an id with the first request
+    before = relay.db.stats.round_trips
+    settled = await asyncio.gather(*(relay.messages.ack(h, batch=True) for h in halves),
+                                   relay.messages.ack(overlap, batch=True))
+    for half, result in zip(halves, settled, strict=False):
+        assert [row["id"] for row in result.rows] == [mid for mid, _ in half] and not result.failures
+    assert [f.code for f in settled[-1].failures] == ["INVALID_STATE", "NOT_FOUND"]
+    assert relay.db.stats.round_trips - before < 5 + 2  # shared statements (+ the failures' diagnosis)
+
+
 async def test_unknown_queue_fails_alone(relay: Relay) -> None:
     good = relay.messages.enqueue([message(2)])
     bad_item = NewMessage(queue="missing_q", type="t", payload=msgspec.Raw(b"1"))

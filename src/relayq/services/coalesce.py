@@ -21,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -45,7 +45,7 @@ class Coalescer(Generic[K, T, R]):
         min_inflight: int = 2,
         seconds_per_slot: float = 0.002,
         weight: Callable[[T], int] = lambda item: 1,
-        identity: Callable[[T], Hashable] | None = None,
+        identity: Callable[[T], Iterable[Hashable]] | None = None,
     ) -> None:
         self._run = run
         self.max_batch = max_batch
@@ -92,15 +92,14 @@ class Coalescer(Generic[K, T, R]):
             item, future = entry
             if future.done():  # caller gave up (cancelled) before we sent it
                 continue
-            ident = self._identity(item) if self._identity is not None else None
+            idents = tuple(self._identity(item)) if self._identity is not None else ()
             w = self._weight(item)
-            if (batch and size + w > self.max_batch) or (ident is not None and ident in seen):
+            if (batch and size + w > self.max_batch) or any(i in seen for i in idents):
                 rest.append(entry)  # the same id twice waits for the next statement
                 continue
             batch.append(entry)
             size += w
-            if ident is not None:
-                seen.add(ident)
+            seen.update(idents)
         if rest:
             self._pending[key] = rest
         else:

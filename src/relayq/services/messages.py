@@ -121,11 +121,12 @@ class MessageService:
         self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]]] = Coalescer(
             self._claim_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: request.count
         )
-        self._acks: Coalescer[None, tuple[str, str | None], Settled] = Coalescer(
-            self._ack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: item[0]
+        self._acks: Coalescer[None, Sequence[tuple[str, str | None]], Settled] = Coalescer(
+            self._ack_coalesced, max_batch=batch, max_inflight=inflight, weight=len,
+            identity=lambda items: [mid for mid, _ in items],
         )
         self._nacks: Coalescer[None, NackItem, Settled] = Coalescer(
-            self._nack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: item[0]
+            self._nack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: (item[0],)
         )
 
     # ----- enqueue ---------------------------------------------------------------------
@@ -333,8 +334,8 @@ class MessageService:
     # ----- ack ---------------------------------------------------------------------------
     async def ack(self, items: Sequence[tuple[str, str | None]], *, batch: bool = False) -> Settled:
         """Acknowledge leased messages; each item is (id, lock_token or None to skip fencing)."""
-        if self.coalescing and not batch and len(items) == 1:
-            settled = await self._acks.submit(None, items[0])
+        if self.coalescing and items and len({mid for mid, _ in items}) == len(items):
+            settled = await self._acks.submit(None, items)  # requests with repeated ids run alone
         else:
             settled = await self._settle(items, _ack_statement)
         now = time.time()
@@ -345,9 +346,10 @@ class MessageService:
         await self._report_lock_lost("acknowledge", settled, items)
         return settled
 
-    async def _ack_coalesced(self, _: None, items: list[tuple[str, str | None]]) -> list[Settled]:
-        """One ack statement for several single-ack requests (distinct ids); results split per request."""
-        return _split(await self._settle(items, _ack_statement), [mid for mid, _ in items])
+    async def _ack_coalesced(self, _: None, requests: list[Sequence[tuple[str, str | None]]]) -> list[Settled]:
+        """One ack statement for concurrent ack requests, single and batch (ids distinct across them)."""
+        flat = [item for items in requests for item in items] if len(requests) > 1 else list(requests[0])
+        return _split(await self._settle(flat, _ack_statement), [[mid for mid, _ in items] for items in requests])
 
     # ----- nack --------------------------------------------------------------------------
     async def nack(self, items: Sequence[NackItem], *, batch: bool = False) -> Settled:
@@ -382,7 +384,7 @@ class MessageService:
 
     async def _nack_coalesced(self, _: None, items: list[NackItem]) -> list[Settled]:
         """One nack statement for several single-nack requests (distinct ids)."""
-        return _split(await self._nack_now(items, batch=False), [i[0] for i in items])
+        return _split(await self._nack_now(items, batch=False), [[i[0]] for i in items])
 
     # ----- touch -------------------------------------------------------------------------
     async def touch(self, message_id: str, lock_token: str, extend: float | None) -> Mapping[str, Any]:
@@ -501,11 +503,14 @@ class _EnqueuedRows(Sequence[Mapping[str, Any]]):
         return self._rows[index]
 
 
-def _split(settled: Settled, ids: list[str]) -> list[Settled]:
-    """One coalesced ack/nack result as one Settled per request (ids are distinct)."""
+def _split(settled: Settled, requests: list[list[str]]) -> list[Settled]:
+    """One coalesced ack/nack result as one Settled per request (ids are distinct), in input order."""
     applied = {row["id"]: row for row in settled.rows}
     failed = {f.id: f for f in settled.failures}
-    return [Settled([applied[mid]], []) if mid in applied else Settled([], [failed[mid]]) for mid in ids]
+    return [
+        Settled([applied[mid] for mid in ids if mid in applied], [failed[mid] for mid in ids if mid in failed])
+        for ids in requests
+    ]
 
 
 @dataclass(frozen=True, slots=True)
