@@ -27,7 +27,7 @@ def _database_url(settings: Settings) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the HTTP server (uvicorn, uvloop, httptools)."""
+    """Run the HTTP server (uvicorn, uvloop, httptools; one write per response: api/protocol.py)."""
     import uvicorn
 
     settings = Settings.from_env()
@@ -38,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
           flush=True)
     uvicorn.run(
         "relayq.api.asgi:app", host=host, port=port, workers=args.workers if args.workers > 1 else None,
-        loop="uvloop", http="httptools", log_level=settings.log_level.lower(), access_log=args.access_log,
+        loop="uvloop", http="relayq.api.protocol:RelayHttpProtocol", log_level=settings.log_level.lower(), access_log=args.access_log,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
     return 0
