@@ -152,7 +152,7 @@ async def test_zombie_message_and_timeout_dlq(relay: Relay) -> None:
     row = await relay.db.fetchrow("SELECT entry FROM relay.activity_log WHERE message_id = $1 "
                                   "AND action = 'timeout_to_dlq'", mid)
     assert row is not None and '"dlq_movement"' in row["entry"]
-    assert '"prev_consumer_id": "z2"' in row["entry"] and '"triggered_by": "system"' in row["entry"]
+    assert '"prev_consumer_id":"z2"' in row["entry"] and '"triggered_by":"system"' in row["entry"]
 
 
 async def test_bulk_operations_fire_once_at_threshold(relay: Relay) -> None:

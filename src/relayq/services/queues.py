@@ -243,7 +243,7 @@ class QueueService:
                 f"UPDATE {MESSAGE_TABLES[row['queue_type']]} SET queue_name = $2 WHERE queue_name = $1", name, new_name
             )
             await tx.execute(
-                """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry, '{queue}', to_jsonb($2::text))
+                """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
                 WHERE queue = $1""",
                 name, new_name,
             )

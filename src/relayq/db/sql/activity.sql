@@ -5,7 +5,7 @@
 -- name: activity_insert
 -- One statement per flush: arrays of equal length, one element per entry, kept in order.
 INSERT INTO relay.activity_log (ts, action, message_id, queue, consumer_id, anomaly_type, anomaly_severity, entry)
-SELECT to_timestamp(u.t), u.a, u.m, u.q, u.c, u.at, u.sev, u.e::jsonb
+SELECT to_timestamp(u.t), u.a, u.m, u.q, u.c, u.at, u.sev, u.e::json
 FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
      WITH ORDINALITY AS u(t, a, m, q, c, at, sev, e, ord)
 ORDER BY u.ord
@@ -25,7 +25,7 @@ AND ($9::text IS NULL OR l.anomaly_severity = $9)
 
 -- name: activity_entry_json
 -- The API's ActivityEntry: the stored entry plus its id and event time (Unix seconds).
-(l.entry || jsonb_build_object('log_id', l.log_id::text, 'timestamp', floor(extract(epoch FROM l.ts))::bigint))::text
+(l.entry::jsonb || jsonb_build_object('log_id', l.log_id::text, 'timestamp', floor(extract(epoch FROM l.ts))::bigint))::text
 
 -- name: anomaly_json
 (jsonb_build_object('log_id', l.log_id::text, 'message_id', l.message_id, 'action', l.action,
