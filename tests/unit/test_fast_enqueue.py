@@ -39,3 +39,16 @@ def test_everything_else_takes_the_slow_path() -> None:
     assert _fast_messages(RELAY, b"[{", many=True) is None
     for bad in (b'{"type":"a","payload":1e400}', b'{"type":"a","payload":"\xff"}'):  # left to INVALID_JSON
         assert _fast_messages(RELAY, bad, many=False) is None
+
+
+def test_batch_acks_decode_in_one_pass_only_when_unambiguous() -> None:
+    from relayq.api.routes.messages import _ACK_ALIASES, _ACKS, _fast_decode
+
+    def fast_acks(body: object) -> Any:
+        return _fast_decode(msgspec.json.encode(body), _ACK_ALIASES, _ACKS.decode)
+
+    body = fast_acks({"acks": [{"id": "s1", "lock_token": "t1", "extra": 1}, {"id": "s2", "lock_token": "t2"}]})
+    assert [(a.id, a.lock_token) for a in body.acks] == [("s1", "t1"), ("s2", "t2")]
+    assert fast_acks({"acks": [{"id": "s1", "lockToken": "t1"}]}) is None  # the other spelling
+    assert fast_acks({"acks": []}) is None and fast_acks({"acks": [{"id": "s1"}]}) is None
+    assert fast_acks({"acks": [{"id": "s1", "lock_token": "t"}] * 1001}) is None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -55,6 +56,8 @@ TOUCH_FIELDS = (
     Field("extend_seconds", "number", minimum=0, exclusive_minimum=True),
 )
 
+T = TypeVar("T")
+
 ITEM_ERRORS = {
     "NOT_FOUND": "Message not found",
     "DUPLICATE": "Duplicate id in batch",
@@ -98,21 +101,27 @@ class _Wrapped(msgspec.Struct):
 _WRAPPED = msgspec.json.Decoder(_Wrapped)
 
 
-def _fast_messages(relay_: Relay, raw: bytes, *, many: bool) -> list[NewMessage] | None:
-    if b"\\u0000" in raw or any(alias in raw for alias in _ALIASES):
+def _fast_decode(raw: bytes, aliases: tuple[bytes, ...], decode: Callable[[bytes], T]) -> T | None:
+    """`decode(raw)` when the one-pass decoder's meaning is certain to match the field checks'."""
+    if b"\\u0000" in raw or any(alias in raw for alias in aliases):
         return None
     try:
         decode_json(raw)  # exactly the slow path's idea of valid JSON (UTF-8, finite numbers, depth)
-        body = msgspec.json.format(raw, indent=-1)  # payloads are stored compact
-        if not many:
-            items = [_ONE.decode(body)]
-        elif body[:1] == b"{":
-            items = _WRAPPED.decode(body).messages
-        else:
-            items = _MANY.decode(body)
+        return decode(raw)
     except (msgspec.DecodeError, RecursionError, RelayError):
         return None
-    if len(items) > relay_.settings.max_batch_size:
+
+
+def _decode_messages(raw: bytes, many: bool) -> list[NewMessage]:
+    body = msgspec.json.format(raw, indent=-1)  # payloads are stored compact
+    if not many:
+        return [_ONE.decode(body)]
+    return _WRAPPED.decode(body).messages if body[:1] == b"{" else _MANY.decode(body)
+
+
+def _fast_messages(relay_: Relay, raw: bytes, *, many: bool) -> list[NewMessage] | None:
+    items = _fast_decode(raw, _ALIASES, lambda body: _decode_messages(body, many))
+    if items is None or len(items) > relay_.settings.max_batch_size:
         return None
     if items and max(len(item.payload) for item in items) > relay_.settings.max_payload_bytes:
         return None  # the slow path measures exactly (escapes may shrink) and words the 413
@@ -236,11 +245,29 @@ def _failure_body(failure: Any, lost_text: str) -> dict[str, str]:
     return {"id": failure.id, "error": text, "code": failure.code}
 
 
+class _AckItem(msgspec.Struct):
+    id: str
+    lock_token: str
+
+
+class _AckBody(msgspec.Struct):
+    acks: Annotated[list[_AckItem], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+_ACKS = msgspec.json.Decoder(_AckBody)
+_ACK_ALIASES = tuple(f'"{name}"'.encode() for f in ACK_ITEM_FIELDS for name in f.spellings[1:])
+
+
 @endpoint("POST", "/queue/ack/batch", summary="Acknowledge up to 1000 messages", tag="messages",
           body=(Field("acks", "array", required=True),))
 async def ack_batch(request: Request) -> Response:
-    items = _batch_items(await read_json(request), "acks", ACK_ITEM_FIELDS)
-    settled = await relay(request).messages.ack([(i["id"], i["lock_token"]) for i in items], batch=True)
+    raw = await request.body()
+    fast = _fast_decode(raw, _ACK_ALIASES, _ACKS.decode)
+    if fast is not None:
+        pairs = [(item.id, item.lock_token) for item in fast.acks]
+    else:
+        pairs = [(i["id"], i["lock_token"]) for i in _batch_items(read_body(raw), "acks", ACK_ITEM_FIELDS)]
+    settled = await relay(request).messages.ack(pairs, batch=True)
     failed = [_failure_body(f, "Lock token mismatch - message may have been requeued") for f in settled.failures]
     return ok({"message": f"Acknowledged {len(settled.rows)} messages, {len(failed)} failed",
                "succeeded": [row["id"] for row in settled.rows], "failed": failed})
