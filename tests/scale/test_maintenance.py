@@ -180,3 +180,75 @@ async def test_concurrent_passes_share_the_work(relay: Relay) -> None:
     assert sum(r.deleted.get(queue, 0) for r in reports) <= 40
     await Maintenance(relay.db, relay.settings).run_once()  # whatever a skipped pass left
     assert await counts_match(relay, "relay.messages", queue) == {}
+
+
+async def vacuum_count(relay: Relay, table: str) -> int:
+    """Manual VACUUMs of `table` so far (autovacuum counts separately)."""
+    count: int = await relay.db.fetchval(
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = $1::regclass", table)
+    return count
+
+
+async def test_retention_that_deletes_rows_vacuums_the_table(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    acked = await fill(relay, queue, 6, 6)
+    await age(relay, "relay.messages", acked[:4], 2)
+    before = await vacuum_count(relay, "relay.messages")
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[queue] == 4
+    assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
+    assert await vacuum_count(relay, "relay.messages") == before + 1
+    # Nothing left to delete: no vacuum either.
+    again = await Maintenance(relay.db, relay.settings).run_once()
+    assert not again.deleted and not again.vacuumed
+    assert await vacuum_count(relay, "relay.messages") == before + 1
+
+
+async def test_unlogged_and_partitioned_queues_vacuum_their_own_table(relay: Relay) -> None:
+    unlogged = await new_queue(relay, queue_type="unlogged", retention_interval="1 hour")
+    await age(relay, "relay.messages_unlogged", await fill(relay, unlogged, 3, 3), 2)
+    partitioned = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
+                                  retention_interval="3 hours")
+    ref = await relay.queues.resolve(partitioned)
+    # Rows older than retention but in the default partition (none exists for that hour) are
+    # deleted row by row, so the queue's subtree is vacuumed.
+    await place(relay, await fill(relay, partitioned, 3, 3), datetime.now(UTC) - timedelta(hours=30))
+    subtree = f"relay.messages_p{ref.id}"
+    before = await vacuum_count(relay, f"{subtree}_default")
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[unlogged] == 3 and report.deleted[partitioned] == 3
+    assert set(report.vacuumed) == {"relay.messages_unlogged", subtree}
+    assert await vacuum_count(relay, f"{subtree}_default") == before + 1
+
+
+async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
+    settings = Settings.from_env(environ={"ACKNOWLEDGED_RETENTION_HOURS": "1", "MAINTENANCE_VACUUM": "false"},
+                                 dotenv=None)
+    r = await Relay.start(settings, maintenance_dsn, background=False)
+    try:
+        queue = await new_queue(r, retention_interval="1 hour")
+        await age(r, "relay.messages", await fill(r, queue, 3, 3), 2)
+        before = await vacuum_count(r, "relay.messages")
+        report = await Maintenance(r.db, r.settings).run_once()
+        assert report.deleted[queue] == 3 and not report.vacuumed
+        assert await vacuum_count(r, "relay.messages") == before
+    finally:
+        await r.stop()
+
+
+async def test_vacuum_skips_a_table_another_process_is_vacuuming(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    before = await vacuum_count(relay, "relay.messages")
+    # SHARE UPDATE EXCLUSIVE is what a VACUUM (ours on another node, or autovacuum) holds.
+    # Waiting for it here would never end, as this test holds it until the pass returns.
+    async with relay.db.transaction() as tx:
+        await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
+        report = await asyncio.wait_for(Maintenance(relay.db, relay.settings).run_once(), 60)
+    assert report.deleted[queue] == 3
+    assert report.vacuum_skipped == ["relay.messages"] and not report.vacuumed
+    assert await vacuum_count(relay, "relay.messages") == before

@@ -13,10 +13,15 @@ Every `MAINTENANCE_INTERVAL_SECONDS` each server process makes one pass over the
   from `relay.message_counts` (DROP fires no DELETE trigger) and DROP TABLE in one
   transaction. A table detached by a process that died before step two is found by name and
   finished by the next pass.
+- **VACUUM** (`MAINTENANCE_VACUUM`, on by default) of every table retention deleted from, right
+  after the pass, so the space of deleted rows and of the dead versions every dequeue and ack
+  leaves behind is reusable now rather than after autovacuum's next naptime (1 min): the table
+  then only holds the retention window plus one maintenance interval of dead versions.
 
 Several processes may run passes at once: each job on a queue first takes
 `pg_try_advisory_xact_lock(MAINTENANCE_LOCK_CLASS, queue id)` and skips the queue when another
-process holds it, and batch deletes claim rows with SKIP LOCKED.
+process holds it, and batch deletes claim rows with SKIP LOCKED. VACUUM uses SKIP_LOCKED: a
+table another process (or autovacuum) is vacuuming at that moment is skipped, not waited for.
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ DDL_LOCK_TIMEOUT = "500ms"
 MAX_BATCHES_PER_PASS = 200
 RETAINED_STATUSES = ("acknowledged", "archived")
 TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
+# The maintenance VACUUM's own session: it cannot run inside a transaction, and a large table may
+# take longer than POSTGRES_STATEMENT_TIMEOUT_MS. Both parameters pass through pgbouncer as
+# configured in docs/scaling.md (statement_timeout is ignored there; the role's applies).
+VACUUM_SESSION = {"application_name": "relayq-maintenance", "statement_timeout": "0"}
+LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE of VACUUM's "skipping ... lock not available" warning
 
 DELETE_BATCH_SQL = """DELETE FROM {table} AS m
 WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
@@ -75,6 +85,8 @@ class PassReport:
     created_partitions: list[str] = field(default_factory=list)
     dropped_partitions: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    vacuumed: list[str] = field(default_factory=list)
+    vacuum_skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,18 +124,24 @@ class Maintenance:
         """One pass over every queue."""
         report = PassReport()
         await self._finish_detached(report)
+        to_vacuum: dict[str, None] = {}  # an ordered set
         for queue in await self._schedules():
             if queue.kind == "partitioned" and queue.partition_interval:
                 await self._create_upcoming(queue, report)
                 if queue.cutoff is not None:
                     await self._drop_expired(queue, report)
             if queue.cutoff is not None:
+                before = report.deleted.get(queue.name, 0)
                 await self._delete_expired(queue, report)
+                if report.deleted.get(queue.name, 0) > before:
+                    to_vacuum[_vacuum_target(queue)] = None
         await self._finish_detached(report)
+        if to_vacuum and self.settings.maintenance_vacuum:
+            await self._vacuum(list(to_vacuum), report)
         self.passes += 1
         if report.deleted or report.dropped_partitions or report.created_partitions:
-            log.info("maintenance: deleted %s, created %s, dropped %s", report.deleted,
-                     report.created_partitions, report.dropped_partitions)
+            log.info("maintenance: deleted %s, created %s, dropped %s, vacuumed %s", report.deleted,
+                     report.created_partitions, report.dropped_partitions, report.vacuumed)
         return report
 
     async def _schedules(self) -> list[QueueSchedule]:
@@ -163,6 +181,39 @@ class Maintenance:
                 if deleted < batch:
                     break
                 await asyncio.sleep(0)  # let request handlers in between batches
+
+    # ----- vacuum ------------------------------------------------------------------------
+    async def _vacuum(self, tables: list[str], report: PassReport) -> None:
+        """VACUUM the tables retention just deleted from, so their space is reused at once.
+
+        Without it the freed space waits for autovacuum, which looks at each database once a
+        naptime (1 min), and the table grows by that much churn first. Plain VACUUM takes SHARE
+        UPDATE EXCLUSIVE, which no hot statement conflicts with; SKIP_LOCKED skips a table some
+        other process or autovacuum holds instead of queueing behind it (and cancelling it).
+        Index cleanup stays AUTO: on a large table with few dead pages PostgreSQL skips the
+        full index scans, so the frequent run stays cheap there.
+        """
+        notices: list[Any] = []
+        try:
+            conn = await asyncpg.connect(self.db.dsn, timeout=self.settings.connect_timeout,
+                                         server_settings=VACUUM_SESSION)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("maintenance vacuum: cannot connect: %s", type(exc).__name__)
+            return
+        conn.add_log_listener(lambda _conn, message: notices.append(message))
+        try:
+            for table in tables:
+                notices.clear()
+                try:
+                    await conn.execute(f"VACUUM (SKIP_LOCKED) {table}")  # a name built from constants and an int id
+                except asyncpg.UndefinedTableError:  # a partitioned queue deleted meanwhile
+                    continue
+                skipped = any(getattr(n, "sqlstate", None) == LOCK_NOT_AVAILABLE for n in notices)
+                (report.vacuum_skipped if skipped else report.vacuumed).append(table)
+        except BaseException:
+            conn.terminate()
+            raise
+        await conn.close()
 
     # ----- partitions --------------------------------------------------------------------
     async def _partitions(self, queue_id: int) -> list[str]:
@@ -252,6 +303,17 @@ class Maintenance:
                 report.dropped_partitions.append(name)
             except (asyncpg.UndefinedTableError, asyncpg.LockNotAvailableError):
                 continue
+
+
+def _vacuum_target(queue: QueueSchedule) -> str:
+    """The table to vacuum after retention deleted rows of `queue`.
+
+    A partitioned queue's own subtree, not the parent of every partitioned queue: retention
+    only deletes from its default partition and the one that straddles the cut-off.
+    """
+    if queue.kind == "partitioned":
+        return f"relay.messages_p{int(queue.id)}"
+    return MESSAGE_TABLES[queue.kind]  # type: ignore[index]
 
 
 async def _try_lock(tx: Transaction, queue_id: int) -> bool:
