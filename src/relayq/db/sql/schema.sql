@@ -227,3 +227,6 @@ CREATE INDEX messages_partitioned_acknowledged_idx
 DROP INDEX relay.messages_created_idx;
 DROP INDEX relay.messages_unlogged_created_at_idx;
 DROP INDEX relay.messages_partitioned_created_idx;
+-- The message tables keep their size; vacuum does not truncate their tail (migration 0006).
+ALTER TABLE relay.messages SET (vacuum_truncate = false);
+ALTER TABLE relay.messages_unlogged SET (vacuum_truncate = false);
