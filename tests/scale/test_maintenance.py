@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ import pytest
 
 from relayq.config import Settings
 from relayq.runtime import Relay
-from relayq.services.maintenance import Maintenance
+from relayq.services.maintenance import STALE_STATISTICS_SQL, VACUUM_ROUNDS, Maintenance
 from relayq.services.messages import NewMessage
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 from tests.support.server import fresh_database
@@ -199,11 +200,11 @@ async def test_retention_that_deletes_rows_vacuums_the_table(relay: Relay) -> No
 
     assert report.deleted[queue] == 4
     assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
-    assert await vacuum_count(relay, "relay.messages") == before + 1
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
     # Nothing left to delete: no vacuum either.
     again = await Maintenance(relay.db, relay.settings).run_once()
     assert not again.deleted and not again.vacuumed
-    assert await vacuum_count(relay, "relay.messages") == before + 1
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
 
 
 async def test_unlogged_and_partitioned_queues_vacuum_their_own_table(relay: Relay) -> None:
@@ -222,7 +223,7 @@ async def test_unlogged_and_partitioned_queues_vacuum_their_own_table(relay: Rel
 
     assert report.deleted[unlogged] == 3 and report.deleted[partitioned] == 3
     assert set(report.vacuumed) == {"relay.messages_unlogged", subtree}
-    assert await vacuum_count(relay, f"{subtree}_default") == before + 1
+    assert await vacuum_count(relay, f"{subtree}_default") == before + VACUUM_ROUNDS
 
 
 async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
@@ -240,15 +241,62 @@ async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
         await r.stop()
 
 
-async def test_vacuum_skips_a_table_another_process_is_vacuuming(relay: Relay) -> None:
+async def test_vacuum_skips_a_table_another_process_keeps_vacuuming(relay: Relay) -> None:
     queue = await new_queue(relay, retention_interval="1 hour")
     await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
     before = await vacuum_count(relay, "relay.messages")
     # SHARE UPDATE EXCLUSIVE is what a VACUUM (ours on another node, or autovacuum) holds.
-    # Waiting for it here would never end, as this test holds it until the pass returns.
+    # Queueing for it here would never end, as this test holds it until the pass returns; the
+    # pass retries for half an interval (0.25 s here), then leaves the table to the next pass.
+    quick = dataclasses.replace(relay.settings, maintenance_interval_seconds=0.5)
     async with relay.db.transaction() as tx:
         await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
-        report = await asyncio.wait_for(Maintenance(relay.db, relay.settings).run_once(), 60)
+        report = await asyncio.wait_for(Maintenance(relay.db, quick).run_once(), 60)
     assert report.deleted[queue] == 3
     assert report.vacuum_skipped == ["relay.messages"] and not report.vacuumed
     assert await vacuum_count(relay, "relay.messages") == before
+
+
+async def test_vacuum_gets_in_once_another_vacuum_is_done(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    before = await vacuum_count(relay, "relay.messages")
+    async with relay.db.transaction() as tx:
+        await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
+        pass_ = asyncio.ensure_future(Maintenance(relay.db, relay.settings).run_once())
+        # Retention's deletes go ahead under the lock; then the vacuum retries (for up to 10 s).
+        for _ in range(600):
+            if not await relay.db.fetchval("SELECT count(*) FROM relay.messages WHERE queue_name = $1", queue):
+                break
+            await asyncio.sleep(0.05)
+        assert not pass_.done()
+    report = await asyncio.wait_for(pass_, 60)  # the "other vacuum" (our lock) has finished
+    assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
+
+
+
+async def analyze_count(relay: Relay, table: str) -> int:
+    count: int = await relay.db.fetchval(
+        "SELECT analyze_count FROM pg_stat_user_tables WHERE relid = $1::regclass", table)
+    return count
+
+
+async def test_maintenance_vacuum_analyzes_when_statistics_are_stale(relay: Relay) -> None:
+    # Over autovacuum's analyze threshold for this table (50 + 2% of a few hundred rows)...
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 60, 60), 2)
+    # Backends publish their table statistics up to a few seconds late; wait until they show.
+    for _ in range(300):
+        if await relay.db.fetchval(STALE_STATISTICS_SQL, "relay.messages"):
+            break
+        await asyncio.sleep(0.1)
+    before = await analyze_count(relay, "relay.messages")
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert report.deleted[queue] == 60 and report.analyzed == ["relay.messages"]
+    assert await analyze_count(relay, "relay.messages") == before + 1
+    # ... and under it: vacuumed, not analyzed.
+    await age(relay, "relay.messages", await fill(relay, queue, 2, 2), 2)
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert report.vacuumed == ["relay.messages"] and not report.analyzed
+    assert await analyze_count(relay, "relay.messages") == before + 1
