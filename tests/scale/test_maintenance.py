@@ -12,7 +12,7 @@ import pytest
 
 from relayq.config import Settings
 from relayq.runtime import Relay
-from relayq.services.maintenance import STALE_STATISTICS_SQL, VACUUM_ROUNDS, Maintenance
+from relayq.services.maintenance import STALE_STATISTICS_SQL, VACUUM_ROUNDS, Maintenance, next_slot
 from relayq.services.messages import NewMessage
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 from tests.support.server import fresh_database
@@ -274,6 +274,12 @@ async def test_vacuum_gets_in_once_another_vacuum_is_done(relay: Relay) -> None:
     assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
     assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
 
+
+def test_passes_keep_a_fixed_schedule() -> None:
+    assert next_slot(105.0, 100.0, 10.0) == 105.0  # the first slot (random phase) is still ahead
+    assert next_slot(100.0, 100.0, 10.0) == 110.0  # a pass that took no time: the next slot
+    assert next_slot(100.0, 103.5, 10.0) == 110.0  # a pass never shifts the schedule
+    assert next_slot(100.0, 125.0, 10.0) == 130.0  # an overrun skips the missed slots, no catch-up
 
 
 async def analyze_count(relay: Relay, table: str) -> int:

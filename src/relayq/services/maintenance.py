@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -133,7 +134,18 @@ class Maintenance:
         self.passes = 0
 
     async def run(self) -> None:
-        """Loop until cancelled; failures are logged and retried next pass."""
+        """Loop until cancelled: one pass at start, then one every interval at a fixed rate.
+
+        Failures are logged and retried next pass. The randomness is a phase drawn once per
+        process, not a jitter on every sleep: several processes still spread over the interval
+        (and rarely collide on the advisory locks), while each process's passes stay exactly one
+        interval apart whatever a pass costs. Finished messages then wait at most retention +
+        one interval, so the table's high-water mark is set by the first full cycles rather
+        than crept up by the longest gap a random sleep happens to draw.
+        """
+        interval = self.settings.maintenance_interval_seconds
+        clock = asyncio.get_running_loop().time
+        next_at = clock() + interval * random.random()
         while True:
             try:
                 await self.run_once()
@@ -141,8 +153,8 @@ class Maintenance:
                 log.warning("maintenance: %s", exc.message)
             except Exception:
                 log.exception("maintenance pass failed")
-            # Jitter keeps several processes from always colliding on the same advisory locks.
-            await asyncio.sleep(self.settings.maintenance_interval_seconds * random.uniform(0.8, 1.2))
+            next_at = next_slot(next_at, clock(), interval)
+            await asyncio.sleep(next_at - clock())
 
     async def run_once(self) -> PassReport:
         """One pass over every queue."""
@@ -356,6 +368,16 @@ class Maintenance:
                 report.dropped_partitions.append(name)
             except (asyncpg.UndefinedTableError, asyncpg.LockNotAvailableError):
                 continue
+
+
+def next_slot(scheduled: float, now: float, interval: float) -> float:
+    """The first slot of the fixed schedule (`scheduled` + k * `interval`) after `now`.
+
+    A pass that overran its slot is followed at the next free slot, not by catch-up passes.
+    """
+    if scheduled > now:
+        return scheduled
+    return scheduled + (math.floor((now - scheduled) / interval) + 1) * interval
 
 
 def _vacuum_target(queue: QueueSchedule) -> str:
