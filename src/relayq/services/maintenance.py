@@ -59,29 +59,30 @@ TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
 # take longer than POSTGRES_STATEMENT_TIMEOUT_MS. Both parameters pass through pgbouncer as
 # configured in docs/scaling.md (statement_timeout is ignored there; the role's applies).
 VACUUM_SESSION = {"application_name": "relayq-maintenance", "statement_timeout": "0"}
-# B-tree pages a VACUUM empties go to the free space map only once no transaction can still need
-# them, which a short index scan rarely outlives: usually the next VACUUM recycles them. Without a
-# second round the indexes would have to hold two maintenance intervals of churn; the second
-# round is cheap (the heap pages it revisits are few, and an index is rescanned only when more
-# than 5% of it awaits recycling) and makes the pages reusable before the next interval's churn.
+# B-tree pages a VACUUM empties go to the free space map only once no transaction that was running
+# at their deletion is left, which the scan of a small index rarely outlives: usually the next
+# VACUUM recycles them. With one round per pass the indexes would have to hold two intervals of
+# churn; the second round is cheap (the heap pages it revisits are few, and an index is rescanned
+# only when more than 5% of it awaits recycling) and makes the pages reusable at once.
 VACUUM_ROUNDS = 2
-# Whether autovacuum would ANALYZE the table now, by the table's own settings (migration 0004)
-# or the server's: the maintenance VACUUM then analyzes it too, rather than a naptime later. NULL
-# for a partitioned parent (no statistics row; autovacuum never analyzes those either).
-STALE_STATISTICS_SQL = """SELECT s.n_mod_since_analyze > coalesce(
-        (SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
-         WHERE o.option_name = 'autovacuum_analyze_threshold'),
-        current_setting('autovacuum_analyze_threshold')::float8)
-    + coalesce(
-        (SELECT o.option_value::float8 FROM pg_options_to_table(c.reloptions) o
-         WHERE o.option_name = 'autovacuum_analyze_scale_factor'),
-        current_setting('autovacuum_analyze_scale_factor')::float8) * greatest(c.reltuples, 0)
-FROM pg_class c JOIN pg_stat_user_tables s ON s.relid = c.oid
-WHERE c.oid = $1::text::regclass"""
+# The first round's deleted index pages become reusable once every transaction that was running
+# when they were deleted has ended. The next XID after the first round bounds their deletion
+# XIDs; before the second round, wait (briefly) until no other backend's snapshot or XID is that
+# old. Backends inside a lazy VACUUM do not hold the horizon back and are not waited for. A short
+# reader such as an autovacuum ANALYZE of another table would otherwise defer the recycling to
+# the next pass, and the indexes would need one interval of churn more.
+NEXT_XID_SQL = "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric % 4294967296)::text"
+HORIZON_PASSED_SQL = """SELECT NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a
+    WHERE a.pid <> pg_backend_pid()
+      AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid))"""
+HORIZON_WAIT_MAX = 3.0
+# SQLSTATE of the warning VACUUM (SKIP_LOCKED) gives for a table it skipped.
 LOCK_NOT_AVAILABLE = "55P03"
-# A table another vacuum holds is retried this often, for at most half an interval (and this long).
+# A table another vacuum holds is retried this often, for at most half an interval and 10 s.
 VACUUM_RETRY_SECONDS = 0.2
-VACUUM_LOCK_WAIT_MAX = 10.0  # SQLSTATE of VACUUM's "skipping ... lock not available" warning
+VACUUM_LOCK_WAIT_MAX = 10.0
 
 DELETE_BATCH_SQL = """DELETE FROM {table} AS m
 WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
@@ -110,7 +111,6 @@ class PassReport:
     dropped_partitions: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     vacuumed: list[str] = field(default_factory=list)
-    analyzed: list[str] = field(default_factory=list)
     vacuum_skipped: list[str] = field(default_factory=list)
 
 
@@ -229,13 +229,12 @@ class Maintenance:
         rather than queueing behind it (a waiting VACUUM would cancel autovacuum, and wait out a
         wraparound one or another node's for as long as they take).
         Index cleanup stays AUTO: on a large table with few dead pages PostgreSQL skips the
-        full index scans, so the frequent run stays cheap there. The last round also analyzes
-        when autovacuum's own threshold says the statistics are stale, so the hot queries'
-        plans follow the table as closely as its space does.
+        full index scans, so the frequent run stays cheap there.
         """
         notices: list[Any] = []
         try:
             conn = await asyncpg.connect(self.db.dsn, timeout=self.settings.connect_timeout,
+                                         statement_cache_size=self.settings.statement_cache_size,
                                          server_settings=VACUUM_SESSION)
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             log.warning("maintenance vacuum: cannot connect: %s", type(exc).__name__)
@@ -244,24 +243,20 @@ class Maintenance:
         try:
             for table in tables:
                 try:
-                    analyze = bool(await conn.fetchval(STALE_STATISTICS_SQL, table))
-                    done = True
-                    for last in [False] * (VACUUM_ROUNDS - 1) + [True]:
-                        options = "SKIP_LOCKED, ANALYZE" if last and analyze else "SKIP_LOCKED"
-                        if not await self._vacuum_round(conn, table, options, notices):
-                            done = False
-                            break
+                    # Two rounds (VACUUM_ROUNDS), the second once the first's deletions are safe to reuse.
+                    done = await self._vacuum_round(conn, table, notices)
+                    if done:
+                        await self._await_horizon(conn, await conn.fetchval(NEXT_XID_SQL))
+                        done = await self._vacuum_round(conn, table, notices)
                 except asyncpg.UndefinedTableError:  # a partitioned queue deleted meanwhile
                     continue
                 (report.vacuumed if done else report.vacuum_skipped).append(table)
-                if analyze and done:
-                    report.analyzed.append(table)
         except BaseException:
             conn.terminate()
             raise
         await conn.close()
 
-    async def _vacuum_round(self, conn: asyncpg.Connection, table: str, options: str, notices: list[Any]) -> bool:
+    async def _vacuum_round(self, conn: asyncpg.Connection, table: str, notices: list[Any]) -> bool:
         """One VACUUM of `table`, retried while another vacuum holds it; False if it never got in.
 
         Giving up at once would leave the other vacuum's work half done for us when it is
@@ -273,11 +268,20 @@ class Maintenance:
         deadline = clock() + min(self.settings.maintenance_interval_seconds / 2, VACUUM_LOCK_WAIT_MAX)
         while True:
             notices.clear()
-            await conn.execute(f"VACUUM ({options}) {table}")  # a name built from constants and an int id
+            await conn.execute(f"VACUUM (SKIP_LOCKED) {table}")  # a name built from constants and an int id
             if not any(getattr(n, "sqlstate", None) == LOCK_NOT_AVAILABLE for n in notices):
                 return True
             if clock() >= deadline:
                 return False
+            await asyncio.sleep(VACUUM_RETRY_SECONDS)
+
+    async def _await_horizon(self, conn: asyncpg.Connection, next_xid: str) -> None:
+        """Wait until no transaction older than `next_xid` runs (see HORIZON_PASSED_SQL), briefly."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + min(self.settings.maintenance_interval_seconds / 4, HORIZON_WAIT_MAX)
+        while True:
+            if await conn.fetchval(HORIZON_PASSED_SQL, next_xid) or clock() >= deadline:
+                return
             await asyncio.sleep(VACUUM_RETRY_SECONDS)
 
     # ----- partitions --------------------------------------------------------------------
