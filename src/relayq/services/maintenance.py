@@ -28,6 +28,7 @@ never queued for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
@@ -241,16 +242,17 @@ class Maintenance:
             return
         conn.add_log_listener(lambda _conn, message: notices.append(message))
         try:
+            # Two rounds (VACUUM_ROUNDS): all tables, one wait for older snapshots, all again.
+            first: list[str] = []
             for table in tables:
-                try:
-                    # Two rounds (VACUUM_ROUNDS), the second once the first's deletions are safe to reuse.
+                with contextlib.suppress(asyncpg.UndefinedTableError):  # a partitioned queue deleted meanwhile
+                    (first if await self._vacuum_round(conn, table, notices) else report.vacuum_skipped).append(table)
+            if first:
+                await self._await_horizon(conn, await conn.fetchval(NEXT_XID_SQL))
+            for table in first:
+                with contextlib.suppress(asyncpg.UndefinedTableError):
                     done = await self._vacuum_round(conn, table, notices)
-                    if done:
-                        await self._await_horizon(conn, await conn.fetchval(NEXT_XID_SQL))
-                        done = await self._vacuum_round(conn, table, notices)
-                except asyncpg.UndefinedTableError:  # a partitioned queue deleted meanwhile
-                    continue
-                (report.vacuumed if done else report.vacuum_skipped).append(table)
+                    (report.vacuumed if done else report.vacuum_skipped).append(table)
         except BaseException:
             conn.terminate()
             raise
