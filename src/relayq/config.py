@@ -90,6 +90,10 @@ class Settings:
         doc="default retention of acknowledged and archived messages; 0 keeps them forever",
     )
     retention_batch_size: int = _env("RETENTION_BATCH_SIZE", 5000, doc="rows one retention DELETE removes")
+    maintenance_vacuum: bool = _env(
+        "MAINTENANCE_VACUUM", True,
+        doc="VACUUM a message table right after retention deleted rows from it, not at autovacuum's next turn",
+    )
     partitions_ahead: int = _env("PARTITIONS_AHEAD", 3, doc="future time partitions kept ready per queue")
     event_flush_ms: int = _env("EVENT_FLUSH_MS", 100, doc="coalescing window for change notifications")
     event_ping_seconds: float = _env("EVENT_PING_SECONDS", 15.0, doc="SSE keep-alive ping interval")

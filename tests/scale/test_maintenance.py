@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 
 from relayq.config import Settings
 from relayq.runtime import Relay
-from relayq.services.maintenance import Maintenance
+from relayq.services.maintenance import VACUUM_ROUNDS, Maintenance, next_slot
 from relayq.services.messages import NewMessage
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 from tests.support.server import fresh_database
@@ -181,3 +182,117 @@ async def test_concurrent_passes_share_the_work(relay: Relay) -> None:
     assert sum(r.deleted.get(queue, 0) for r in reports) <= 40
     await Maintenance(relay.db, relay.settings).run_once()  # whatever a skipped pass left
     assert await counts_match(relay, "relay.messages", queue) == {}
+
+
+async def vacuum_count(relay: Relay, table: str) -> int:
+    """Manual VACUUMs of `table` so far (autovacuum counts separately)."""
+    count: int = await relay.db.fetchval(
+        "SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = $1::regclass", table)
+    return count
+
+
+async def test_retention_that_deletes_rows_vacuums_the_table(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    acked = await fill(relay, queue, 6, 6)
+    await age(relay, "relay.messages", acked[:4], 2)
+    before = await vacuum_count(relay, "relay.messages")
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[queue] == 4
+    assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
+    # Nothing left to delete: no vacuum either.
+    again = await Maintenance(relay.db, relay.settings).run_once()
+    assert not again.deleted and not again.vacuumed
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
+
+
+async def test_unlogged_and_partitioned_queues_vacuum_their_own_table(relay: Relay) -> None:
+    unlogged = await new_queue(relay, queue_type="unlogged", retention_interval="1 hour")
+    await age(relay, "relay.messages_unlogged", await fill(relay, unlogged, 3, 3), 2)
+    partitioned = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
+                                  retention_interval="3 hours")
+    ref = await relay.queues.resolve(partitioned)
+    # Rows older than retention but in the default partition (none exists for that hour) are
+    # deleted row by row, so the queue's subtree is vacuumed.
+    await place(relay, await fill(relay, partitioned, 3, 3), datetime.now(UTC) - timedelta(hours=30))
+    subtree = f"relay.messages_p{ref.id}"
+    before = await vacuum_count(relay, f"{subtree}_default")
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[unlogged] == 3 and report.deleted[partitioned] == 3
+    assert set(report.vacuumed) == {"relay.messages_unlogged", subtree}
+    assert await vacuum_count(relay, f"{subtree}_default") == before + VACUUM_ROUNDS
+
+
+async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
+    settings = Settings.from_env(environ={"ACKNOWLEDGED_RETENTION_HOURS": "1", "MAINTENANCE_VACUUM": "false"},
+                                 dotenv=None)
+    r = await Relay.start(settings, maintenance_dsn, background=False)
+    try:
+        queue = await new_queue(r, retention_interval="1 hour")
+        await age(r, "relay.messages", await fill(r, queue, 3, 3), 2)
+        before = await vacuum_count(r, "relay.messages")
+        report = await Maintenance(r.db, r.settings).run_once()
+        assert report.deleted[queue] == 3 and not report.vacuumed
+        assert await vacuum_count(r, "relay.messages") == before
+    finally:
+        await r.stop()
+
+
+async def test_vacuum_skips_a_table_another_process_keeps_vacuuming(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    before = await vacuum_count(relay, "relay.messages")
+    # SHARE UPDATE EXCLUSIVE is what a VACUUM (ours on another node, or autovacuum) holds.
+    # Queueing for it here would never end, as this test holds it until the pass returns; the
+    # pass retries for half an interval (0.25 s here), then leaves the table to the next pass.
+    quick = dataclasses.replace(relay.settings, maintenance_interval_seconds=0.5)
+    async with relay.db.transaction() as tx:
+        await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
+        report = await asyncio.wait_for(Maintenance(relay.db, quick).run_once(), 60)
+    assert report.deleted[queue] == 3
+    assert report.vacuum_skipped == ["relay.messages"] and not report.vacuumed
+    assert await vacuum_count(relay, "relay.messages") == before
+
+
+async def test_vacuum_gets_in_once_another_vacuum_is_done(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    before = await vacuum_count(relay, "relay.messages")
+    async with relay.db.transaction() as tx:
+        await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
+        pass_ = asyncio.ensure_future(Maintenance(relay.db, relay.settings).run_once())
+        # Retention's deletes go ahead under the lock; then the vacuum retries (for up to 10 s).
+        for _ in range(600):
+            if not await relay.db.fetchval("SELECT count(*) FROM relay.messages WHERE queue_name = $1", queue):
+                break
+            await asyncio.sleep(0.05)
+        assert not pass_.done()
+    report = await asyncio.wait_for(pass_, 60)  # the "other vacuum" (our lock) has finished
+    assert report.vacuumed == ["relay.messages"] and not report.vacuum_skipped
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
+
+
+def test_passes_keep_a_fixed_schedule() -> None:
+    assert next_slot(105.0, 100.0, 10.0) == 105.0  # the first slot (random phase) is still ahead
+    assert next_slot(100.0, 100.0, 10.0) == 110.0  # a pass that took no time: the next slot
+    assert next_slot(100.0, 103.5, 10.0) == 110.0  # a pass never shifts the schedule
+    assert next_slot(100.0, 125.0, 10.0) == 130.0  # an overrun skips the missed slots, no catch-up
+
+
+async def test_second_round_waits_for_old_snapshots_only_briefly(relay: Relay) -> None:
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    before = await vacuum_count(relay, "relay.messages")
+    quick = dataclasses.replace(relay.settings, maintenance_interval_seconds=0.5)
+    # A reader whose snapshot is older than the first round holds the pages it deleted; the pass
+    # waits for it at most a quarter of an interval, then runs the second round anyway.
+    async with relay.db.transaction() as tx:
+        await tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        await tx.fetchval("SELECT count(*) FROM relay.queues")
+        report = await asyncio.wait_for(Maintenance(relay.db, quick).run_once(), 60)
+    assert report.deleted[queue] == 3 and report.vacuumed == ["relay.messages"]
+    assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS

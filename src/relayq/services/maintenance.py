@@ -13,16 +13,24 @@ Every `MAINTENANCE_INTERVAL_SECONDS` each server process makes one pass over the
   from `relay.message_counts` (DROP fires no DELETE trigger) and DROP TABLE in one
   transaction. A table detached by a process that died before step two is found by name and
   finished by the next pass.
+- **VACUUM** (`MAINTENANCE_VACUUM`, on by default) of every table retention deleted from, right
+  after the pass, so the space of deleted rows and of the dead versions every dequeue and ack
+  leaves behind is reusable now rather than after autovacuum's next naptime (1 min): the table
+  then only holds the retention window plus one maintenance interval of dead versions.
 
 Several processes may run passes at once: each job on a queue first takes
 `pg_try_advisory_xact_lock(MAINTENANCE_LOCK_CLASS, queue id)` and skips the queue when another
-process holds it, and batch deletes claim rows with SKIP LOCKED.
+process holds it, and batch deletes claim rows with SKIP LOCKED. VACUUM uses SKIP_LOCKED: a
+table another process (or autovacuum) is vacuuming at that moment is retried a little later,
+never queued for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -48,6 +56,34 @@ DDL_LOCK_TIMEOUT = "500ms"
 MAX_BATCHES_PER_PASS = 200
 RETAINED_STATUSES = ("acknowledged", "archived")
 TIME_PARTITION_RE = re.compile(r"^messages_p(\d+)_(\d{10})$")
+# The maintenance VACUUM's own session: it cannot run inside a transaction, and a large table may
+# take longer than POSTGRES_STATEMENT_TIMEOUT_MS. Both parameters pass through pgbouncer as
+# configured in docs/scaling.md (statement_timeout is ignored there; the role's applies).
+VACUUM_SESSION = {"application_name": "relayq-maintenance", "statement_timeout": "0"}
+# B-tree pages a VACUUM empties go to the free space map only once no transaction that was running
+# at their deletion is left, which the scan of a small index rarely outlives: usually the next
+# VACUUM recycles them. With one round per pass the indexes would have to hold two intervals of
+# churn; the second round is cheap (the heap pages it revisits are few, and an index is rescanned
+# only when more than 5% of it awaits recycling) and makes the pages reusable at once.
+VACUUM_ROUNDS = 2
+# The first round's deleted index pages become reusable once every transaction that was running
+# when they were deleted has ended. The next XID after the first round bounds their deletion
+# XIDs; before the second round, wait (briefly) until no other backend's snapshot or XID is that
+# old. Backends inside a lazy VACUUM do not hold the horizon back and are not waited for. A short
+# reader such as an autovacuum ANALYZE of another table would otherwise defer the recycling to
+# the next pass, and the indexes would need one interval of churn more.
+NEXT_XID_SQL = "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric % 4294967296)::text"
+HORIZON_PASSED_SQL = """SELECT NOT EXISTS (
+    SELECT 1 FROM pg_stat_activity a
+    WHERE a.pid <> pg_backend_pid()
+      AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
+      AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid))"""
+HORIZON_WAIT_MAX = 3.0
+# SQLSTATE of the warning VACUUM (SKIP_LOCKED) gives for a table it skipped.
+LOCK_NOT_AVAILABLE = "55P03"
+# A table another vacuum holds is retried this often, for at most half an interval and 10 s.
+VACUUM_RETRY_SECONDS = 0.2
+VACUUM_LOCK_WAIT_MAX = 10.0
 
 DELETE_BATCH_SQL = """DELETE FROM {table} AS m
 WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
@@ -75,6 +111,8 @@ class PassReport:
     created_partitions: list[str] = field(default_factory=list)
     dropped_partitions: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    vacuumed: list[str] = field(default_factory=list)
+    vacuum_skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +135,18 @@ class Maintenance:
         self.passes = 0
 
     async def run(self) -> None:
-        """Loop until cancelled; failures are logged and retried next pass."""
+        """Loop until cancelled: one pass at start, then one every interval at a fixed rate.
+
+        Failures are logged and retried next pass. The randomness is a phase drawn once per
+        process, not a jitter on every sleep: several processes still spread over the interval
+        (and rarely collide on the advisory locks), while each process's passes stay exactly one
+        interval apart whatever a pass costs. Finished messages then wait at most retention +
+        one interval, so the table's high-water mark is set by the first full cycles rather
+        than crept up by the longest gap a random sleep happens to draw.
+        """
+        interval = self.settings.maintenance_interval_seconds
+        clock = asyncio.get_running_loop().time
+        next_at = clock() + interval * random.random()
         while True:
             try:
                 await self.run_once()
@@ -105,25 +154,31 @@ class Maintenance:
                 log.warning("maintenance: %s", exc.message)
             except Exception:
                 log.exception("maintenance pass failed")
-            # Jitter keeps several processes from always colliding on the same advisory locks.
-            await asyncio.sleep(self.settings.maintenance_interval_seconds * random.uniform(0.8, 1.2))
+            next_at = next_slot(next_at, clock(), interval)
+            await asyncio.sleep(next_at - clock())
 
     async def run_once(self) -> PassReport:
         """One pass over every queue."""
         report = PassReport()
         await self._finish_detached(report)
+        to_vacuum: dict[str, None] = {}  # an ordered set
         for queue in await self._schedules():
             if queue.kind == "partitioned" and queue.partition_interval:
                 await self._create_upcoming(queue, report)
                 if queue.cutoff is not None:
                     await self._drop_expired(queue, report)
             if queue.cutoff is not None:
+                before = report.deleted.get(queue.name, 0)
                 await self._delete_expired(queue, report)
+                if report.deleted.get(queue.name, 0) > before:
+                    to_vacuum[_vacuum_target(queue)] = None
         await self._finish_detached(report)
+        if to_vacuum and self.settings.maintenance_vacuum:
+            await self._vacuum(list(to_vacuum), report)
         self.passes += 1
         if report.deleted or report.dropped_partitions or report.created_partitions:
-            log.info("maintenance: deleted %s, created %s, dropped %s", report.deleted,
-                     report.created_partitions, report.dropped_partitions)
+            log.info("maintenance: deleted %s, created %s, dropped %s, vacuumed %s", report.deleted,
+                     report.created_partitions, report.dropped_partitions, report.vacuumed)
         return report
 
     async def _schedules(self) -> list[QueueSchedule]:
@@ -163,6 +218,73 @@ class Maintenance:
                 if deleted < batch:
                     break
                 await asyncio.sleep(0)  # let request handlers in between batches
+
+    # ----- vacuum ------------------------------------------------------------------------
+    async def _vacuum(self, tables: list[str], report: PassReport) -> None:
+        """VACUUM the tables retention just deleted from, so their space is reused at once.
+
+        Without it the freed space waits for autovacuum, which looks at each database once a
+        naptime (1 min), and the table grows by that much churn first. Plain VACUUM takes SHARE
+        UPDATE EXCLUSIVE, which no hot statement conflicts with; SKIP_LOCKED returns at once when
+        another process or autovacuum holds the table, and `_vacuum_round` tries again shortly
+        rather than queueing behind it (a waiting VACUUM would cancel autovacuum, and wait out a
+        wraparound one or another node's for as long as they take).
+        Index cleanup stays AUTO: on a large table with few dead pages PostgreSQL skips the
+        full index scans, so the frequent run stays cheap there.
+        """
+        notices: list[Any] = []
+        try:
+            conn = await asyncpg.connect(self.db.dsn, timeout=self.settings.connect_timeout,
+                                         statement_cache_size=self.settings.statement_cache_size,
+                                         server_settings=VACUUM_SESSION)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("maintenance vacuum: cannot connect: %s", type(exc).__name__)
+            return
+        conn.add_log_listener(lambda _conn, message: notices.append(message))
+        try:
+            # Two rounds (VACUUM_ROUNDS): all tables, one wait for older snapshots, all again.
+            first: list[str] = []
+            for table in tables:
+                with contextlib.suppress(asyncpg.UndefinedTableError):  # a partitioned queue deleted meanwhile
+                    (first if await self._vacuum_round(conn, table, notices) else report.vacuum_skipped).append(table)
+            if first:
+                await self._await_horizon(conn, await conn.fetchval(NEXT_XID_SQL))
+            for table in first:
+                with contextlib.suppress(asyncpg.UndefinedTableError):
+                    done = await self._vacuum_round(conn, table, notices)
+                    (report.vacuumed if done else report.vacuum_skipped).append(table)
+        except BaseException:
+            conn.terminate()
+            raise
+        await conn.close()
+
+    async def _vacuum_round(self, conn: asyncpg.Connection, table: str, notices: list[Any]) -> bool:
+        """One VACUUM of `table`, retried while another vacuum holds it; False if it never got in.
+
+        Giving up at once would leave the other vacuum's work half done for us when it is
+        autovacuum's: it runs one round, so the index pages it empties wait for our next pass
+        and the indexes must hold one more interval of churn (measured: the first autovacuum of
+        the storage benchmark, which we simply skipped, grew the indexes by a third).
+        """
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + min(self.settings.maintenance_interval_seconds / 2, VACUUM_LOCK_WAIT_MAX)
+        while True:
+            notices.clear()
+            await conn.execute(f"VACUUM (SKIP_LOCKED) {table}")  # a name built from constants and an int id
+            if not any(getattr(n, "sqlstate", None) == LOCK_NOT_AVAILABLE for n in notices):
+                return True
+            if clock() >= deadline:
+                return False
+            await asyncio.sleep(VACUUM_RETRY_SECONDS)
+
+    async def _await_horizon(self, conn: asyncpg.Connection, next_xid: str) -> None:
+        """Wait until no transaction older than `next_xid` runs (see HORIZON_PASSED_SQL), briefly."""
+        clock = asyncio.get_running_loop().time
+        deadline = clock() + min(self.settings.maintenance_interval_seconds / 4, HORIZON_WAIT_MAX)
+        while True:
+            if await conn.fetchval(HORIZON_PASSED_SQL, next_xid) or clock() >= deadline:
+                return
+            await asyncio.sleep(VACUUM_RETRY_SECONDS)
 
     # ----- partitions --------------------------------------------------------------------
     async def _partitions(self, queue_id: int) -> list[str]:
@@ -252,6 +374,27 @@ class Maintenance:
                 report.dropped_partitions.append(name)
             except (asyncpg.UndefinedTableError, asyncpg.LockNotAvailableError):
                 continue
+
+
+def next_slot(scheduled: float, now: float, interval: float) -> float:
+    """The first slot of the fixed schedule (`scheduled` + k * `interval`) after `now`.
+
+    A pass that overran its slot is followed at the next free slot, not by catch-up passes.
+    """
+    if scheduled > now:
+        return scheduled
+    return scheduled + (math.floor((now - scheduled) / interval) + 1) * interval
+
+
+def _vacuum_target(queue: QueueSchedule) -> str:
+    """The table to vacuum after retention deleted rows of `queue`.
+
+    A partitioned queue's own subtree, not the parent of every partitioned queue: retention
+    only deletes from its default partition and the one that straddles the cut-off.
+    """
+    if queue.kind == "partitioned":
+        return f"relay.messages_p{int(queue.id)}"
+    return MESSAGE_TABLES[queue.kind]  # type: ignore[index]
 
 
 async def _try_lock(tx: Transaction, queue_id: int) -> bool:

@@ -27,11 +27,11 @@ RETENTION_RE = re.compile(r"^\s*(\d+)\s*(hour|hours|day|days|week|weeks|month|mo
 PARTITION_STEP = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 ADMIN_CONSUMER = "user-manual-operation"
 # Storage parameters of every time partition (a partitioned parent takes none); the same
-# tuning migration 0004 gives the other message tables, explained in docs/scaling.md.
+# tuning migrations 0004 and 0006 give the other message tables, explained in docs/scaling.md.
 PARTITION_STORAGE = (
     "fillfactor = 80, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000, "
     "autovacuum_vacuum_insert_scale_factor = 0.05, autovacuum_vacuum_insert_threshold = 10000, "
-    "autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_limit = 2000"
+    "autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_limit = 2000, vacuum_truncate = false"
 )
 
 QUEUE_COLUMNS = """q.id, q.name, q.queue_type, q.ack_timeout_seconds, q.max_attempts, q.retry_delay_seconds,
