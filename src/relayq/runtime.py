@@ -79,7 +79,7 @@ class Relay:
         await extensions.install(relay)
         if background:
             relay.spawn(reaper.run(), "lease-reaper")
-            relay.spawn(Maintenance(db, settings).run(), "maintenance")
+            relay.spawn(Maintenance(db.background(), settings).run(), "maintenance")
         return relay
 
     def spawn(self, coro: Awaitable[None], name: str) -> None:

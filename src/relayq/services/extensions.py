@@ -124,7 +124,7 @@ def _register_metrics(relay: Relay, ext: Extensions) -> None:
          lambda: db.stats.errors),
         ("relayq_db_background_round_trips_total", "counter",
          "Round trips of background writers (activity, retention, stats)",
-         lambda: ext.store.background_round_trips + ext.stats.flushes),
+         lambda: ext.store.background_round_trips + ext.stats.flushes + db.background_stats.round_trips),
         ("relayq_db_pool_connections", "gauge", "Open pool connections", lambda: db.pool.get_size()),
         ("relayq_db_pool_idle_connections", "gauge", "Idle pool connections", lambda: db.pool.get_idle_size()),
         ("relayq_consumer_stats_pending", "gauge", "(consumer, queue) pairs with unwritten counts",
