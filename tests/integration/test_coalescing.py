@@ -136,3 +136,21 @@ def test_latency_floor_ignores_slow_outliers() -> None:
     for _ in range(400):
         coalescer._observe(0.3)  # the database really moved far away
     assert coalescer.inflight_limit() == 20
+
+
+async def test_batch_statements_leave_the_latency_floor_to_the_network() -> None:
+    """A statement carrying whole batches is slow because of its rows, not the network: it must
+    not open more in-flight slots (which would stop batches from being gathered)."""
+    from relayq.services.coalesce import Coalescer
+
+    async def slow(_: None, items: list[int]) -> list[int]:
+        await asyncio.sleep(0.05)
+        return items
+
+    batches: Coalescer[None, int, int] = Coalescer(slow, max_batch=1000, max_inflight=20, weight=lambda n: n,
+                                                   latency=0.0002)
+    await asyncio.gather(*(batches.submit(None, 100) for _ in range(4)))
+    assert batches.latency == 0.0002 and batches.inflight_limit() == 2
+    singles: Coalescer[None, int, int] = Coalescer(slow, max_batch=1000, max_inflight=20, latency=0.0002)
+    await singles.submit(None, 1)
+    assert singles.latency > 0.0005  # single-message statements still move the floor (slowly up)

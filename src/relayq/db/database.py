@@ -104,6 +104,7 @@ class Database(QueryRunner):
         self.settings = settings
         self.stats = DatabaseStats()
         self.background_stats = DatabaseStats()
+        self.rtt = 0.0  # measured round trip to the database at start-up, seconds (0: unknown)
         # For the few services that need a connection of their own (LISTEN).
         self.dsn = dsn or settings.dsn()
 
@@ -135,7 +136,23 @@ class Database(QueryRunner):
             )
         except UNAVAILABLE_ERRORS as exc:
             raise database_unavailable(str(exc)) from exc
-        return cls(pool, settings, url)
+        db = cls(pool, settings, url)
+        db.rtt = await db._measure_rtt()
+        return db
+
+    async def _measure_rtt(self) -> float:
+        """The fastest of three trivial queries: the network's share of every statement.
+
+        Natural batching sizes its in-flight statements from it (services/coalesce.py), and
+        statements that carry whole batches cannot tell it apart from their own work."""
+        async with self.pool.acquire(timeout=self.settings.connect_timeout) as conn:
+            samples = []
+            for _ in range(3):
+                started = time.perf_counter()
+                await conn.fetchval("SELECT 1")
+                samples.append(time.perf_counter() - started)
+        self.background_stats.round_trips += len(samples)
+        return min(samples)
 
     async def close(self) -> None:
         """Close every connection, waiting briefly for queries in flight."""

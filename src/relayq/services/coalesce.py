@@ -46,13 +46,16 @@ class Coalescer(Generic[K, T, R]):
         seconds_per_slot: float = 0.002,
         weight: Callable[[T], int] = lambda item: 1,
         identity: Callable[[T], Iterable[Hashable]] | None = None,
+        latency: float = 0.0,
     ) -> None:
         self._run = run
         self.max_batch = max_batch
         self.max_inflight = max_inflight
         self.min_inflight = min(min_inflight, max_inflight)
         self.seconds_per_slot = seconds_per_slot
-        self.latency = 0.0  # floor of recent statement times, seconds (0: nothing measured yet)
+        # Floor of recent statement times, seconds (0: nothing measured yet); it starts at the
+        # database's measured round trip when the caller knows it.
+        self.latency = latency
         self._weight = weight
         self._identity = identity
         self._pending: dict[K, list[tuple[T, asyncio.Future[R]]]] = {}
@@ -87,6 +90,7 @@ class Coalescer(Generic[K, T, R]):
         batch: list[tuple[T, asyncio.Future[R]]] = []
         rest: list[tuple[T, asyncio.Future[R]]] = []
         size = 0
+        heavy = False
         seen: set[Hashable] = set()
         for entry in pending:
             item, future = entry
@@ -99,6 +103,7 @@ class Coalescer(Generic[K, T, R]):
                 continue
             batch.append(entry)
             size += w
+            heavy = heavy or w > 1
             seen.update(idents)
         if rest:
             self._pending[key] = rest
@@ -107,15 +112,16 @@ class Coalescer(Generic[K, T, R]):
         if not batch:
             return
         self._inflight[key] = self._inflight.get(key, 0) + 1
-        asyncio.ensure_future(self._execute(key, batch))
+        asyncio.ensure_future(self._execute(key, batch, observe=not heavy))
 
-    async def _execute(self, key: K, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _execute(self, key: K, batch: list[tuple[T, asyncio.Future[R]]], *, observe: bool = True) -> None:
         self.statements += 1
         self.items += len(batch)
         started = time.perf_counter()
         try:
             results = await self._run(key, [item for item, _ in batch])
-            self._observe(time.perf_counter() - started)
+            if observe:  # a statement carrying whole batches takes as long as its rows, not the network
+                self._observe(time.perf_counter() - started)
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue

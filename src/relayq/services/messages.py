@@ -116,17 +116,17 @@ class MessageService:
         self.coalescing = settings.coalesce_enabled
         batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight or settings.pool_size
         self._enqueues: Coalescer[None, _EnqueueRequest, list[Enqueued]] = Coalescer(
-            self._enqueue_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: len(request.items)
+            self._enqueue_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, weight=lambda request: len(request.items)
         )
         self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]]] = Coalescer(
-            self._claim_coalesced, max_batch=batch, max_inflight=inflight, weight=lambda request: request.count
+            self._claim_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, weight=lambda request: request.count
         )
         self._acks: Coalescer[None, Sequence[tuple[str, str | None]], Settled] = Coalescer(
-            self._ack_coalesced, max_batch=batch, max_inflight=inflight, weight=len,
+            self._ack_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, weight=len,
             identity=lambda items: [mid for mid, _ in items],
         )
         self._nacks: Coalescer[None, NackItem, Settled] = Coalescer(
-            self._nack_coalesced, max_batch=batch, max_inflight=inflight, identity=lambda item: (item[0],)
+            self._nack_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, identity=lambda item: (item[0],)
         )
 
     # ----- enqueue ---------------------------------------------------------------------
