@@ -394,3 +394,17 @@ def test_fast_path_leaves_errors_to_the_field_checks(api: httpx.Client, queue: s
     accepted = api.post("/queue/batch", json=[{"type": "a", "payload": 1, "queue": queue, "priority": 3.0}])
     assert accepted.status_code == 201, accepted.text
     assert _stored(api, queue, 1)[0]["priority"] == 3
+
+
+def test_uniform_batch_keeps_settings_payloads_and_order(api: httpx.Client, queue: str) -> None:
+    """A batch whose messages share every setting is inserted by the leaner statement."""
+    payloads: list[object] = [{"n": 1}, None, "text", [1, 2], 3.5]
+    body = [{"type": "u", "payload": p, "queue": queue, "priority": 2, "ackTimeout": 45, "maxAttempts": 7}
+            for p in payloads]
+    ids = api.post("/queue/batch", json=body).json()["ids"]
+    leased = api.get("/queue/messages/batch", params={"queue": queue, "count": 10}).json()["messages"]
+    assert [m["id"] for m in leased] == ids  # FIFO within the batch
+    assert [m["payload"] for m in leased] == payloads
+    assert {(m["type"], m["priority"], m["ack_timeout_seconds"], m["max_attempts"]) for m in leased} == {
+        ("u", 2, 45, 7)}
+    assert [m["payload_size"] for m in leased] == [7, 4, 6, 5, 3]

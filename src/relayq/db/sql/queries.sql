@@ -40,6 +40,27 @@ SELECT (SELECT all_found FROM ok) AS all_found, array_agg(ins.id) AS inserted,
        array_agg(ins.max_attempts) AS max_attempts
 FROM ins
 
+-- name: enqueue_uniform
+-- `enqueue` for the usual batch: one queue ($3 name, $4 id, checked as above), one set of
+-- settings ($5..$9), no idempotency keys; per message only its id ($1) and payload text ($2).
+WITH q AS (
+    SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
+    WHERE id = $4 AND name = $3
+    FOR KEY SHARE
+), ins AS (
+    INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
+                                 ack_timeout_seconds, available_at, payload_size)
+    SELECT i.id, q.id, q.name, $5, i.payload::json, $6, coalesce($7, q.max_attempts),
+           coalesce(nullif($8, 0), q.ack_timeout_seconds), now() + make_interval(secs => $9::float8),
+           octet_length(i.payload)
+    FROM q, unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(id, payload, ord)
+    ORDER BY i.ord
+    RETURNING m.id, m.max_attempts
+)
+SELECT EXISTS (SELECT 1 FROM q) AS all_found, array_agg(ins.id) AS inserted,
+       array_agg(ins.max_attempts) AS max_attempts
+FROM ins
+
 -- name: existing_by_idempotency_key
 SELECT queue_name, idempotency_key, id FROM {messages}
 WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
