@@ -154,3 +154,26 @@ async def test_batch_statements_leave_the_latency_floor_to_the_network() -> None
     singles: Coalescer[None, int, int] = Coalescer(slow, max_batch=1000, max_inflight=20, latency=0.0002)
     await singles.submit(None, 1)
     assert singles.latency > 0.0005  # single-message statements still move the floor (slowly up)
+
+
+async def test_deadlocked_statements_run_again_then_answer_503(relay: Relay) -> None:
+    """PostgreSQL rolls a deadlock victim back whole, so the statement is run again (a few times)."""
+    from relayq.domain.errors import RelayError
+
+    await relay.db.execute("""
+        CREATE SEQUENCE IF NOT EXISTS relay.test_victims;
+        CREATE OR REPLACE FUNCTION relay.test_deadlock(times int) RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN
+            IF nextval('relay.test_victims') <= times THEN
+                RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';
+            END IF;
+            RETURN 7;
+        END $$""")
+    await relay.db.execute("ALTER SEQUENCE relay.test_victims RESTART")
+    before = relay.db.stats.round_trips
+    assert await relay.db.fetchval("SELECT relay.test_deadlock(2)") == 7
+    assert relay.db.stats.round_trips - before == 3  # two victims, then success
+    await relay.db.execute("ALTER SEQUENCE relay.test_victims RESTART")
+    with pytest.raises(RelayError) as refused:
+        await relay.db.fetchval("SELECT relay.test_deadlock(100)")
+    assert refused.value.status == 503

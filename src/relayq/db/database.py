@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -40,6 +41,19 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 # a NUL character in text, an integer beyond 32 bits or a timestamp past year 294276. Every
 # value reaches SQL as a bind parameter from a request, so these are the client's input: 400.
 INVALID_VALUE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError,)
+
+# PostgreSQL rolled the whole statement back; running it again is safe and usually succeeds
+# (two statements that lock the same rows or unique keys in opposite orders, e.g. coalesced
+# batches retrying the same idempotency keys).
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError,
+)
+RETRIES = 3
+
+
+async def retry_pause(attempt: int) -> None:
+    """A short random pause before running a rolled-back statement or transaction again."""
+    await asyncio.sleep(random.uniform(0.002, 0.02) * (attempt + 1))
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -162,12 +176,18 @@ class Database(QueryRunner):
             self.pool.terminate()
 
     async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
-        started = time.perf_counter()
-        try:
-            async with self._acquire() as conn:
-                return await getattr(conn, op)(query, *args)
-        finally:
-            self._account(started)
+        for attempt in range(RETRIES + 1):
+            started = time.perf_counter()
+            try:
+                async with self._acquire() as conn:
+                    return await getattr(conn, op)(query, *args)
+            except RETRYABLE_ERRORS:
+                if attempt == RETRIES:
+                    raise database_unavailable("deadlock, retries exhausted") from None
+            finally:
+                self._account(started)
+            await retry_pause(attempt)
+        raise AssertionError("unreachable")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
