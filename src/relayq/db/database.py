@@ -11,9 +11,9 @@ import asyncio
 import copy
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -50,10 +50,20 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 RETRIES = 3
 
+T = TypeVar("T")
 
-async def retry_pause(attempt: int) -> None:
-    """A short random pause before running a rolled-back statement or transaction again."""
-    await asyncio.sleep(random.uniform(0.002, 0.02) * (attempt + 1))
+
+async def run_retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run `attempt` (one statement, or one whole transaction) again after PostgreSQL rolled it
+    back as a deadlock victim, up to RETRIES times with a short random pause; then 503."""
+    for tries in range(RETRIES + 1):
+        try:
+            return await attempt()
+        except RETRYABLE_ERRORS:
+            if tries == RETRIES:
+                raise database_unavailable("deadlock, retries exhausted") from None
+        await asyncio.sleep(random.uniform(0.002, 0.02) * (tries + 1))
+    raise AssertionError("unreachable")
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -176,18 +186,15 @@ class Database(QueryRunner):
             self.pool.terminate()
 
     async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
-        for attempt in range(RETRIES + 1):
+        async def once() -> Any:
             started = time.perf_counter()
             try:
                 async with self._acquire() as conn:
                     return await getattr(conn, op)(query, *args)
-            except RETRYABLE_ERRORS:
-                if attempt == RETRIES:
-                    raise database_unavailable("deadlock, retries exhausted") from None
             finally:
                 self._account(started)
-            await retry_pause(attempt)
-        raise AssertionError("unreachable")
+
+        return await run_retrying(once)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

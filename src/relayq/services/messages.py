@@ -18,9 +18,9 @@ from typing import Annotated, Any, overload
 import msgspec
 
 from relayq.config import Settings
-from relayq.db.database import RETRIES, RETRYABLE_ERRORS, Database, retry_pause
+from relayq.db.database import Database, run_retrying
 from relayq.db.queries import QUERIES
-from relayq.domain.errors import RelayError, database_unavailable
+from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, storage_of
 from relayq.services.changes import Change, ChangeHub
 from relayq.services.coalesce import Coalescer
@@ -196,21 +196,18 @@ class MessageService:
         by_kind: dict[StorageKind, list[int]] = defaultdict(list)
         for index, item in enumerate(items):
             by_kind[refs[item.queue].kind].append(index)
-        for attempt in range(RETRIES + 1):
+
+        async def transaction() -> dict[str, int]:
             inserted: dict[str, int] = {}
-            try:
-                async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
-                    for kind in sorted(by_kind):  # the same table order in every transaction
-                        indexes = by_kind[kind]
-                        inserted.update(await self._insert_kind(
-                            tx, kind, [items[i] for i in indexes], [ids[i] for i in indexes], refs
-                        ))
-                return inserted
-            except RETRYABLE_ERRORS:
-                if attempt == RETRIES:
-                    raise database_unavailable("deadlock, retries exhausted") from None
-            await retry_pause(attempt)
-        raise AssertionError("unreachable")
+            async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
+                for kind in sorted(by_kind):  # the same table order in every transaction
+                    indexes = by_kind[kind]
+                    inserted.update(await self._insert_kind(
+                        tx, kind, [items[i] for i in indexes], [ids[i] for i in indexes], refs
+                    ))
+            return inserted
+
+        return await run_retrying(transaction)
 
     async def _insert_kind(
         self, runner: Any, kind: StorageKind, items: Sequence[NewMessage], ids: list[str],
