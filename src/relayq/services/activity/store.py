@@ -2,7 +2,7 @@
 
 Background writes use the pool directly rather than `Database.fetch`, so the round-trip count
 the benchmark reports as queries/op stays the cost of the operations themselves; they are
-counted separately (`background_round_trips`).
+counted in the database's background counter (`Database.background_stats`, as maintenance is).
 """
 
 from __future__ import annotations
@@ -67,14 +67,13 @@ class ActivityStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.background_round_trips = 0
 
     async def insert(self, records: Sequence[Record]) -> None:
         """Write entries in one statement (one round trip)."""
         if not records:
             return
         columns = list(zip(*records, strict=True))
-        self.background_round_trips += 1
+        self.db.background_stats.round_trips += 1
         async with self.db.pool.acquire(timeout=self.db.settings.connect_timeout) as conn:
             await conn.execute(SQL["activity_insert"], *columns, timeout=WRITE_TIMEOUT)
 
@@ -125,7 +124,7 @@ class ActivityStore:
         """Delete entries older than `hours`, in bounded batches; returns how many."""
         total = 0
         while True:
-            self.background_round_trips += 1
+            self.db.background_stats.round_trips += 1
             async with self.db.pool.acquire(timeout=self.db.settings.connect_timeout) as conn:
                 status: str = await conn.execute(SQL["activity_prune"], hours, batch)
             count = int(status.rsplit(" ", 1)[-1])
