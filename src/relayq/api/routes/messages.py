@@ -89,7 +89,12 @@ def _new_message(relay_: Relay, raw: Any, prefix: str) -> NewMessage:
 # API.md's own spellings (an alias anywhere, even inside a payload, sends the body the slow
 # way), no escaped NUL, payloads under the size limit. Anything else, including every invalid
 # body, takes the slow path, which owns the error messages.
-_ALIASES = tuple(f'"{name}"'.encode() for f in ENQUEUE_FIELDS for name in f.spellings[1:])
+def _alias_markers(fields: tuple[Field, ...]) -> tuple[bytes, ...]:
+    """Every spelling but the documented one, quoted as it would appear in a JSON body."""
+    return tuple(f'"{name}"'.encode() for f in fields for name in f.spellings[1:])
+
+
+_ALIASES = _alias_markers(ENQUEUE_FIELDS)
 _ONE = msgspec.json.Decoder(NewMessage)
 _MANY = msgspec.json.Decoder(list[NewMessage])
 
@@ -255,7 +260,7 @@ class _AckBody(msgspec.Struct):
 
 
 _ACKS = msgspec.json.Decoder(_AckBody)
-_ACK_ALIASES = tuple(f'"{name}"'.encode() for f in ACK_ITEM_FIELDS for name in f.spellings[1:])
+_ACK_ALIASES = _alias_markers(ACK_ITEM_FIELDS)
 
 
 @endpoint("POST", "/queue/ack/batch", summary="Acknowledge up to 1000 messages", tag="messages",
