@@ -22,7 +22,13 @@ from relayq.db.queries import MESSAGE_TABLES, QUERIES
 from relayq.domain.messages import MESSAGE_COLUMNS
 from relayq.services.admin import STATUS_ORDER, MessageFilter, _union
 from relayq.services.maintenance import DELETE_BATCH_SQL
-from relayq.services.queues import create_queue_partitions
+from relayq.services.queues import (
+    BUSY_SQL,
+    DELETE_MESSAGES_SQL,
+    PURGE_SQL,
+    RENAME_MESSAGES_SQL,
+    create_queue_partitions,
+)
 from tests.support.server import fresh_database
 
 HISTORY, BACKLOG, LEASED = 16_000, 4_000, 500
@@ -55,6 +61,13 @@ async def conn(plan_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     # A second queue, so the queue_name conditions actually select.
     await connection.execute("INSERT INTO relay.queues (name, ack_timeout_seconds, max_attempts) VALUES ('other', 30, 3)")
     await fill_messages(connection, "other", "queued", 2_000)
+    # Small queues beside the big ones: what queue-wide statements (delete, purge, rename) see.
+    for kind in ("standard", "unlogged"):
+        await connection.execute(
+            "INSERT INTO relay.queues (name, queue_type, ack_timeout_seconds, max_attempts) VALUES ($1, $2, 30, 3)",
+            f"small_{kind}", kind)
+        for status, count in (("acknowledged", 100), ("queued", 50), ("processing", 20)):
+            await fill_messages(connection, f"small_{kind}", status, count, table=MESSAGE_TABLES[kind])
     await connection.execute("VACUUM ANALYZE")
     yield connection
     await connection.close()
@@ -116,7 +129,7 @@ async def families(conn: asyncpg.Connection, plan: dict[str, Any]) -> list[str]:
 
 DEQUEUE_INDEX = "btree (queue_name, priority DESC, created_at, seq) WHERE (status = 'queued'::text)"
 LEASE_INDEX = "btree (locked_until) WHERE (status = 'processing'::text)"
-STATUS_INDEX = "btree (queue_name, status, created_at)"
+STATUS_INDEX = "btree (queue_name, status, created_at) WHERE (status <> 'queued'::text)"
 
 
 async def queue_id(conn: asyncpg.Connection, kind: str) -> int:
@@ -211,3 +224,52 @@ async def test_status_lists_read_indexes_not_the_history(conn: asyncpg.Connectio
         read = await families(conn, plan)
         assert "Seq Scan" not in read, plan
         assert (ACKNOWLEDGED_INDEX if status == "acknowledged" else DEQUEUE_INDEX) in read, plan
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("kind", ("standard", "unlogged"))
+async def test_queue_wide_statements_combine_both_partial_indexes(
+    conn: asyncpg.Connection, kind: str, mode: str
+) -> None:
+    """Queue delete, purge and rename find a queue's messages whatever their status: queued ones
+    only in the dequeue index, the rest only in the status index (migration 0008), so the plan
+    must read both and never the whole table (every queue's history)."""
+    table = MESSAGE_TABLES[kind]
+    for sql, args in (
+        (BUSY_SQL, ()),
+        (DELETE_MESSAGES_SQL, ()),
+        (PURGE_SQL, ("all",)),
+        (PURGE_SQL, ("acknowledged",)),
+        (RENAME_MESSAGES_SQL, ("renamed",)),
+    ):
+        plan = await explain(conn, mode, sql.format(table=table), f"small_{kind}", *args)
+        read = await families(conn, plan)
+        assert "Seq Scan" not in read, (sql, plan)
+        assert STATUS_INDEX in read, (sql, plan)
+        if args != ("acknowledged",):  # every statement but that purge may touch queued messages
+            assert DEQUEUE_INDEX in read, (sql, plan)
+
+
+DEQUEUE_INDEX_NAMES = {
+    "standard": "messages_dequeue_idx",
+    "unlogged": "messages_unlogged_queue_name_priority_created_at_seq_idx",
+}
+
+
+@pytest.mark.parametrize("kind", ("standard", "unlogged"))
+async def test_dequeue_cannot_read_the_status_index(conn: asyncpg.Connection, kind: str) -> None:
+    """The status index holds no queued messages, so the planner cannot pick it (and sort) for a
+    dequeue, as it did with few messages queued and fresh statistics before migration 0008.
+    Shown by taking the dequeue index away inside a transaction that is rolled back: the one
+    index left that names queue_name must not be offered either."""
+    qid = await conn.fetchval("SELECT id FROM relay.queues WHERE name = $1", f"small_{kind}")
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute(f"DROP INDEX relay.{DEQUEUE_INDEX_NAMES[kind]}")
+        plan = await explain(conn, "force_custom_plan", QUERIES.get("dequeue", kind), f"small_{kind}", 1,
+                             [None], [None], qid, None)
+    finally:
+        await tx.rollback()
+    read = await families(conn, plan)
+    assert not any(f.startswith("btree (queue_name, status, created_at)") for f in read), plan

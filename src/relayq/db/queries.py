@@ -17,6 +17,12 @@ MESSAGE_TABLES: dict[StorageKind, str] = {
     "partitioned": "relay.messages_partitioned",
 }
 
+# "Any status", spelled so the planner can answer it from indexes (table alias `m`). Queued
+# messages are only in messages_dequeue_idx, the others only in messages_status_idx (migration
+# 0008), so neither index alone covers `queue_name = $1`; with both halves named the planner
+# combines them (BitmapOr), in custom and generic plans alike.
+ANY_STATUS = "(m.status = 'queued' OR m.status <> 'queued')"
+
 # What the activity log and anomaly detectors need from a changed row (no payload: it may be
 # a megabyte, and the hot path should not ship it back).
 EVENT_COLUMNS = """m.id, m.queue_name, m.type, m.priority, m.status, m.attempt_count, m.max_attempts,

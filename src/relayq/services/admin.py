@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relayq.db.database import Database
-from relayq.db.queries import EVENT_COLUMNS, MESSAGE_TABLES
+from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
@@ -69,8 +69,8 @@ class MessageFilter:
                 self.min_attempts, self.created_from, self.created_to, pattern]
 
 
-WHERE_SQL = """($1::text IS NULL OR m.status = $1)
-    AND ($2::text IS NULL OR m.queue_name = $2)
+WHERE_SQL = f"""($1::text IS NULL OR m.status = $1)
+    AND ($2::text IS NULL OR m.queue_name = $2) AND {ANY_STATUS}
     AND ($3::text[] IS NULL OR m.type = ANY($3))
     AND ($4::int IS NULL OR m.priority = $4)
     AND ($5::int IS NULL OR m.attempt_count >= $5)
@@ -237,7 +237,7 @@ class AdminService:
         for table in await self._tables(queue):
             rows = await self.db.fetch(
                 f"""WITH d AS (DELETE FROM {table} m WHERE ($1::text IS NULL OR m.status = $1)
-                        AND ($2::text IS NULL OR m.queue_name = $2) RETURNING m.queue_name)
+                        AND ($2::text IS NULL OR m.queue_name = $2) AND {ANY_STATUS} RETURNING m.queue_name)
                 SELECT queue_name, count(*) AS n FROM d GROUP BY 1""",
                 status, queue,
             )
@@ -260,7 +260,8 @@ class AdminService:
         for table in await self._tables(queue):
             total += await self.db.fetchval(
                 f"""WITH d AS (DELETE FROM {table} m WHERE m.created_at >= to_timestamp($1)
-                    AND m.created_at <= to_timestamp($2) AND ($3::text IS NULL OR m.queue_name = $3) RETURNING 1)
+                    AND m.created_at <= to_timestamp($2) AND ($3::text IS NULL OR m.queue_name = $3) AND {ANY_STATUS}
+                    RETURNING 1)
                 SELECT count(*) FROM d""",
                 start, end, queue,
             )

@@ -15,7 +15,7 @@ from typing import Any
 
 from relayq.config import Settings
 from relayq.db.database import Database, Row, Transaction
-from relayq.db.queries import MESSAGE_TABLES
+from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
 from relayq.domain.messages import STATUSES, iso_millis
@@ -45,6 +45,19 @@ COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(pa
     FROM (SELECT * FROM relay.message_counts UNION ALL SELECT * FROM relay.message_counts_unlogged) c
     WHERE ($1::text IS NULL OR queue_name = $1)
     GROUP BY queue_name, status, priority"""
+
+
+# A queue's messages whatever their status (ANY_STATUS: both partial indexes); `{table}` is a
+# MESSAGE_TABLES value. tests/scale/test_query_plans.py checks their plans.
+BUSY_SQL = "SELECT count(*) FROM {table} m WHERE m.queue_name = $1 AND (m.status = 'queued' OR m.status = 'processing')"
+DELETE_MESSAGES_SQL = (
+    "WITH d AS (DELETE FROM {table} m WHERE m.queue_name = $1 AND " + ANY_STATUS + " RETURNING 1) SELECT count(*) FROM d"
+)
+PURGE_SQL = (
+    "DELETE FROM {table} m WHERE m.queue_name = $1 AND " + ANY_STATUS
+    + " AND ($2::text = 'all' OR m.status = $2) RETURNING m.id, m.status"
+)
+RENAME_MESSAGES_SQL = "UPDATE {table} m SET queue_name = $2 WHERE m.queue_name = $1 AND " + ANY_STATUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +203,10 @@ class QueueService:
             row = await _lock_queue(tx, name)
             table = MESSAGE_TABLES[row["queue_type"]]
             if not force:
-                busy = await tx.fetchval(
-                    f"SELECT count(*) FROM {table} WHERE queue_name = $1 AND status IN ('queued', 'processing')", name
-                )
+                busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
                 if busy:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-            deleted = await tx.fetchval(
-                f"WITH d AS (DELETE FROM {table} WHERE queue_name = $1 RETURNING 1) SELECT count(*) FROM d", name
-            )
+            deleted = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
             if row["queue_type"] == "partitioned":
                 await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
@@ -213,11 +222,7 @@ class QueueService:
         """Delete the queue's messages in one status (or all); the queue stays."""
         ref = await self.resolve(name, refresh=True)
         table = MESSAGE_TABLES[ref.kind]
-        rows = await self.db.fetch(
-            f"DELETE FROM {table} m WHERE m.queue_name = $1 AND ($2::text = 'all' OR m.status = $2) "
-            "RETURNING m.id, m.status",
-            name, status,
-        )
+        rows = await self.db.fetch(PURGE_SQL.format(table=table), name, status)
         if status == "all":
             await self.db.execute("DELETE FROM relay.message_types WHERE queue_name = $1", name)
         await self.hub.publish_durable(Change(
@@ -239,9 +244,7 @@ class QueueService:
                 f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
                 name, new_name,
             )
-            await tx.execute(
-                f"UPDATE {MESSAGE_TABLES[row['queue_type']]} SET queue_name = $2 WHERE queue_name = $1", name, new_name
-            )
+            await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
             await tx.execute(
                 """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
                 WHERE queue = $1""",
