@@ -29,7 +29,9 @@ def test_documented_spellings_take_the_fast_path() -> None:
 def test_everything_else_takes_the_slow_path() -> None:
     assert fast([{"type": "t", "payload": 1, "queue_name": "q"}]) is None  # an alias
     assert fast([{"type": "t", "payload": {"note": "ack_timeout later"}}]) is not None
-    assert fast([{"type": "t", "payload": {"ack_timeout": 1}}]) is None  # a spelling anywhere, payloads too
+    assert fast([{"type": "t", "payload": {"ack_timeout": 1}}]) is not None  # payloads are opaque
+    assert fast([{"type": "t", "payload": 1, "extra": True}]) is None  # any other key: the field checks decide
+    assert fast({"messages": [{"type": "t", "payload": 1}], "queue_name": "q"}) is None
     assert fast([{"type": "t\u0000", "payload": 1}]) is None
     assert fast([{"type": "t", "payload": "x" * 50}]) is None  # over the payload limit
     assert fast([{"type": "t", "payload": 1}] * 4) is None  # over the batch limit
@@ -37,18 +39,27 @@ def test_everything_else_takes_the_slow_path() -> None:
     assert fast([{"payload": 1}]) is None
     assert fast({"nope": []}) is None
     assert _fast_messages(RELAY, b"[{", many=True) is None
-    for bad in (b'{"type":"a","payload":1e400}', b'{"type":"a","payload":"\xff"}'):  # left to INVALID_JSON
+    for bad in (b'{"type":"a","payload":1e400}', b'{"type":"a","payload":"\xff"}',  # left to INVALID_JSON
+                b'{"type":"a","payload":[1.5E+308]}', b'{"type":"a","payload":' + b"9" * 300 + b'.5}'):
         assert _fast_messages(RELAY, bad, many=False) is None
 
 
+def test_finite_numbers_and_compact_bodies_stay_on_the_fast_path() -> None:
+    items = _fast_messages(RELAY, b'{"type":"a","payload":[1e99,-2.5e-300,123]}', many=False)
+    assert items is not None and bytes(items[0].payload) == b"[1e99,-2.5e-300,123]"
+    spaced = _fast_messages(RELAY, b'{"type": "a", "payload": {"k": [1, 2]}}', many=False)
+    assert spaced is not None and bytes(spaced[0].payload) == b'{"k":[1,2]}'  # stored compact
+
+
 def test_batch_acks_decode_in_one_pass_only_when_unambiguous() -> None:
-    from relayq.api.routes.messages import _ACK_ALIASES, _ACKS, _fast_decode
+    from relayq.api.routes.messages import _ACKS, _fast_decode
 
     def fast_acks(body: object) -> Any:
-        return _fast_decode(msgspec.json.encode(body), _ACK_ALIASES, _ACKS.decode)
+        return _fast_decode(msgspec.json.encode(body), _ACKS.decode)
 
-    body = fast_acks({"acks": [{"id": "s1", "lock_token": "t1", "extra": 1}, {"id": "s2", "lock_token": "t2"}]})
+    body = fast_acks({"acks": [{"id": "s1", "lock_token": "t1"}, {"id": "s2", "lock_token": "t2"}]})
     assert [(a.id, a.lock_token) for a in body.acks] == [("s1", "t1"), ("s2", "t2")]
+    assert fast_acks({"acks": [{"id": "s1", "lock_token": "t1", "extra": 1}]}) is None
     assert fast_acks({"acks": [{"id": "s1", "lockToken": "t1"}]}) is None  # the other spelling
     assert fast_acks({"acks": []}) is None and fast_acks({"acks": [{"id": "s1"}]}) is None
     assert fast_acks({"acks": [{"id": "s1", "lock_token": "t"}] * 1001}) is None
