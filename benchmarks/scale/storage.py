@@ -37,6 +37,8 @@ SIZES_SQL = """SELECT pg_relation_size('relay.messages') AS heap, pg_indexes_siz
     s.n_live_tup AS live, s.n_dead_tup AS dead, s.vacuum_count AS vacuums, s.autovacuum_count AS autovacuums,
     (SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE status = 'acknowledged') AS acknowledged
 FROM pg_stat_user_tables s WHERE s.relid = 'relay.messages'::regclass"""
+INDEX_SIZES_SQL = """SELECT c.relname AS name, pg_relation_size(i.indexrelid) AS bytes
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'relay.messages'::regclass ORDER BY 1"""
 
 
 async def load(api: str, rate: float, seconds: float, consumers: int, done: dict[str, int]) -> None:
@@ -72,7 +74,8 @@ async def load(api: str, rate: float, seconds: float, consumers: int, done: dict
         await asyncio.gather(produce(), *(consume() for _ in range(consumers)))
 
 
-async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], rows: list[list[Any]]) -> None:
+async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], rows: list[list[Any]],
+                  index_sizes: list[dict[str, int]]) -> None:
     conn = await asyncpg.connect(dsn)
     started = time.monotonic()
     try:
@@ -82,6 +85,7 @@ async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], 
             row = [f"{elapsed / 60:.1f}", s["heap"] / 2**20, s["indexes"] / 2**20, s["live"], s["dead"],
                    s["vacuums"], s["autovacuums"], done["enqueued"], done["acked"], int(s["acknowledged"])]
             rows.append(row)
+            index_sizes.append({r["name"]: r["bytes"] for r in await conn.fetch(INDEX_SIZES_SQL)})
             print("  ".join(str(v if not isinstance(v, float) else round(v, 2)) for v in row), flush=True)
             if elapsed >= seconds:
                 return
@@ -90,12 +94,14 @@ async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], 
         await conn.close()
 
 
-async def run(api: str, dsn: str, args: argparse.Namespace, rows: list[list[Any]]) -> dict[str, int]:
+async def run(
+    api: str, dsn: str, args: argparse.Namespace, rows: list[list[Any]], index_sizes: list[dict[str, int]]
+) -> dict[str, int]:
     done = {"enqueued": 0, "acked": 0}
     seconds = args.minutes * 60
     print("minute  heap MiB  index MiB  live  dead  vacuums  autovacuums  enqueued  acked  acked rows kept", flush=True)
     await asyncio.gather(load(api, args.rate, seconds, args.consumers, done),
-                         sampler(dsn, args.sample, seconds, done, rows))
+                         sampler(dsn, args.sample, seconds, done, rows, index_sizes))
     return done
 
 
@@ -132,6 +138,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rows: list[list[Any]] = []
+    index_sizes: list[dict[str, int]] = []
     env = {"ACKNOWLEDGED_RETENTION_HOURS": str(args.retention_seconds / 3600), "MAINTENANCE_INTERVAL_SECONDS": "10",
            "MAINTENANCE_VACUUM": "false" if args.no_maintenance_vacuum else "true"}
     cluster = contextlib.nullcontext(args.admin_url) if args.admin_url else private_cluster()
@@ -144,7 +151,7 @@ def main() -> None:
             import httpx
 
             httpx.post(server.api + "/queues", json={"name": QUEUE}).raise_for_status()
-            done = asyncio.run(run(server.api, dsn, args, rows))
+            done = asyncio.run(run(server.api, dsn, args, rows, index_sizes))
         asyncio.run(_create_database(admin, drop_only=True))
 
     headers = ["minute", "heap MiB", "index MiB", "live rows", "dead rows", "vacuums", "autovacuums", "enqueued", "acked",
@@ -162,12 +169,16 @@ def main() -> None:
           f"({'bounded' if total_final <= total_steady * 1.1 else 'GREW'}); enqueued {done['enqueued']:,}, "
           f"acked {done['acked']:,}")
     # The issue's literal criterion: the end no larger than the sample after the first minute.
-    first = next((r for r in rows if float(r[0]) >= 1.0), rows[0])
+    first_at = next((i for i, r in enumerate(rows) if float(r[0]) >= 1.0), 0)
+    first = rows[first_at]
     total_first = first[1] + first[2]
-    print(f"heap+indexes after minute {first[0]}: {total_first:.1f} MiB; at the end: {total_final:.1f} MiB "
+    print(f"heap+indexes after minute {first[0]}: {total_first:.2f} MiB; at the end: {total_final:.2f} MiB "
           f"({'no larger' if total_final <= total_first else 'LARGER'} at the end)")
+    print_table("indexes of relay.messages (8 KiB pages)", ["index", f"minute {first[0]}", "end"], [
+        [name, size // 8192, index_sizes[-1].get(name, 0) // 8192] for name, size in index_sizes[first_at].items()])
     write_json(args.json, {"rate": args.rate, "minutes": args.minutes, "retention_seconds": args.retention_seconds,
-                           "samples": [dict(zip(headers, r, strict=True)) for r in rows], **done})
+                           "samples": [dict(zip(headers, r, strict=True)) for r in rows],
+                           "index_bytes": index_sizes, **done})
 
 
 if __name__ == "__main__":

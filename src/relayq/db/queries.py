@@ -18,10 +18,11 @@ MESSAGE_TABLES: dict[StorageKind, str] = {
 }
 
 # "Any status", spelled so the planner can answer it from indexes (table alias `m`). Queued
-# messages are only in messages_dequeue_idx, the others only in messages_status_idx (migration
-# 0008), so neither index alone covers `queue_name = $1`; with both halves named the planner
-# combines them (BitmapOr), in custom and generic plans alike.
-ANY_STATUS = "(m.status = 'queued' OR m.status <> 'queued')"
+# messages are only in messages_dequeue_idx, leased ones in messages_lease_idx (every queue's:
+# it has no queue column, so that part costs the leases in flight), finished ones in
+# messages_status_idx (migration 0008); no index alone covers `queue_name = $1`, but with the
+# three groups named the planner combines them (BitmapOr), in custom and generic plans alike.
+ANY_STATUS = "(m.status = 'queued' OR m.status = 'processing' OR m.status NOT IN ('queued', 'processing'))"
 
 # What the activity log and anomaly detectors need from a changed row (no payload: it may be
 # a megabyte, and the hot path should not ship it back).

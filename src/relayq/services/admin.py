@@ -135,10 +135,11 @@ class AdminService:
         tables = await self._tables(queue) if include_messages else []
         for status in STATUSES if tables else ():
             if counts[status]:
-                # Across queues, every list but the acknowledged one (its index has no queue
-                # column) reads each queue's top 1000 through the per-queue indexes.
+                # Across queues, the queued, dead and archived lists read each queue's top 1000
+                # through the per-queue indexes; the acknowledged and processing ones read their
+                # own index, which has no queue column, once.
                 source = _union(tables, top=STATUS_ORDER[status],
-                                per_queue=queue is None and status != "acknowledged")
+                                per_queue=queue is None and status not in ("acknowledged", "processing"))
                 lists[status] = await self.db.fetch(
                     f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
                     *MessageFilter(status=status, queue=queue).args(),

@@ -89,7 +89,7 @@ DELETE_BATCH_SQL = """DELETE FROM {table} AS m
 WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
     SELECT d.id FROM {table} AS d
     WHERE d.queue_name = $1 AND d.queue_id = $5 AND d.status = $2 AND d.created_at < $3
-        AND d.status <> 'queued'  -- true for $2; says, even to a generic plan, that the index applies
+        AND d.status NOT IN ('queued', 'processing')  -- true for $2; tells a generic plan the index applies
     ORDER BY d.created_at  -- oldest first, straight off messages_status_idx
     LIMIT $4
     FOR UPDATE SKIP LOCKED))"""

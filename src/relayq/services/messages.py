@@ -226,12 +226,14 @@ class MessageService:
                 QUERIES.get("enqueue_uniform", kind), ids, [bytes(i.payload).decode() for i in items],
                 ref.name, ref.id, first.type, first.priority, first.max_attempts, first.ack_timeout, first.delay,
             )
-        else:
-            queue_names = list(dict.fromkeys(i.queue for i in items)) if len(refs) > 1 else list(refs)
-            row = await runner.fetchrow(
-                QUERIES.get("enqueue", kind), ids, _encode_items(items).decode(), queue_names,
-                [refs[name].id for name in queue_names],
-            )
+            if not row["all_found"]:
+                raise _StaleQueues()
+            return dict.fromkeys(ids, row["max_attempts"])  # every row stored, one max_attempts
+        queue_names = list(dict.fromkeys(i.queue for i in items)) if len(refs) > 1 else list(refs)
+        row = await runner.fetchrow(
+            QUERIES.get("enqueue", kind), ids, _encode_items(items).decode(), queue_names,
+            [refs[name].id for name in queue_names],
+        )
         if not row["all_found"]:
             raise _StaleQueues()
         return dict(zip(row["inserted"] or [], row["max_attempts"] or [], strict=True))

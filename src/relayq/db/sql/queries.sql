@@ -43,6 +43,7 @@ FROM ins
 -- name: enqueue_uniform
 -- `enqueue` for the usual batch: one queue ($3 name, $4 id, checked as above), one set of
 -- settings ($5..$9), no idempotency keys; per message only its id ($1) and payload text ($2).
+-- Every row is stored (no key can conflict) with the same max_attempts: one value comes back.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
     WHERE id = $4 AND name = $3
@@ -55,11 +56,9 @@ WITH q AS (
            octet_length(i.payload)
     FROM q, unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(id, payload, ord)
     ORDER BY i.ord
-    RETURNING m.id, m.max_attempts
+    RETURNING m.max_attempts
 )
-SELECT EXISTS (SELECT 1 FROM q) AS all_found, array_agg(ins.id) AS inserted,
-       array_agg(ins.max_attempts) AS max_attempts
-FROM ins
+SELECT EXISTS (SELECT 1 FROM q) AS all_found, max(ins.max_attempts) AS max_attempts FROM ins
 
 -- name: existing_by_idempotency_key
 SELECT queue_name, idempotency_key, id FROM {messages}

@@ -48,7 +48,7 @@ CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, priority DESC, 
     WHERE status = 'queued';
 CREATE INDEX messages_lease_idx ON relay.messages (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_status_idx ON relay.messages (queue_name, status, created_at)
-    WHERE status <> 'queued';  -- queued ones: messages_dequeue_idx (migration 0008)
+    WHERE status NOT IN ('queued', 'processing');  -- finished ones only (migration 0008)
 CREATE INDEX messages_created_idx ON relay.messages (created_at);
 CREATE UNIQUE INDEX messages_idempotency_idx ON relay.messages (queue_name, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -65,7 +65,7 @@ CREATE INDEX messages_partitioned_dequeue_idx
 CREATE INDEX messages_partitioned_lease_idx
     ON relay.messages_partitioned (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_partitioned_status_idx
-    ON relay.messages_partitioned (queue_name, status, created_at) WHERE status <> 'queued';
+    ON relay.messages_partitioned (queue_name, status, created_at) WHERE status NOT IN ('queued', 'processing');
 CREATE INDEX messages_partitioned_created_idx ON relay.messages_partitioned (created_at);
 CREATE INDEX messages_partitioned_idempotency_idx
     ON relay.messages_partitioned (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL;
