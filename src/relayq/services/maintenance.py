@@ -42,7 +42,7 @@ import asyncpg
 from relayq.config import Settings
 from relayq.db.database import Database, Transaction
 from relayq.db.queries import MESSAGE_TABLES
-from relayq.domain.errors import RelayError
+from relayq.services.passes import run_logged
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 
 log = logging.getLogger("relayq.maintenance")
@@ -149,12 +149,7 @@ class Maintenance:
         clock = asyncio.get_running_loop().time
         next_at = clock() + interval * random.random()
         while True:
-            try:
-                await self.run_once()
-            except RelayError as exc:
-                log.warning("maintenance: %s", exc.message)
-            except Exception:
-                log.exception("maintenance pass failed")
+            await run_logged(log, "maintenance", self.run_once)
             next_at = next_slot(next_at, clock(), interval)
             await asyncio.sleep(next_at - clock())
 

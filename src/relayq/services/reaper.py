@@ -12,8 +12,8 @@ import time
 
 from relayq.db.database import Database
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
-from relayq.domain.errors import RelayError
 from relayq.services.changes import Change, ChangeHub
+from relayq.services.passes import run_logged
 
 log = logging.getLogger("relayq.reaper")
 REAPER_CONSUMER = "relay-actor"
@@ -53,10 +53,5 @@ class LeaseReaper:
     async def run(self) -> None:
         """Loop until cancelled; a database outage only delays the next pass."""
         while True:
-            try:
-                await self.run_once()
-            except RelayError as exc:
-                log.warning("lease reaper: %s", exc.message)
-            except Exception:
-                log.exception("lease reaper pass failed")
+            await run_logged(log, "lease reaper", self.run_once)
             await asyncio.sleep(self.interval)
