@@ -28,8 +28,10 @@ def new_message_ids(kind: StorageKind, queue_id: int, count: int) -> list[str]:
     if count == 1:
         return [new_message_id(kind, queue_id)]
     prefix = f"p{queue_id}-" if kind == "partitioned" else _PREFIX[kind]
-    raw = secrets.token_bytes(9 * count)
-    return [prefix + base64.urlsafe_b64encode(raw[i : i + 9]).decode() for i in range(0, 9 * count, 9)]
+    # 9 bytes are exactly 12 base64 characters, so one encoding sliced every 12 characters gives
+    # the same ids as encoding each 9 bytes on its own.
+    text = base64.urlsafe_b64encode(secrets.token_bytes(9 * count)).decode()
+    return [prefix + text[i : i + 12] for i in range(0, 12 * count, 12)]
 
 
 def new_lock_token() -> str:

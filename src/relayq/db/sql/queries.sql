@@ -42,8 +42,11 @@ FROM ins
 
 -- name: enqueue_uniform
 -- `enqueue` for the usual batch: one queue ($3 name, $4 id, checked as above), one set of
--- settings ($5..$9), no idempotency keys; per message only its id ($1) and payload text ($2).
--- Every row is stored (no key can conflict) with the same max_attempts: one value comes back.
+-- settings ($5..$9), no idempotency keys. The messages travel as two texts rather than arrays
+-- (asyncpg encodes arrays element by element, type checks included, a fifth of the server's CPU
+-- on batch enqueue): $1 the ids joined by commas (an id never contains one), $2 the payloads as
+-- one JSON array, parsed once; each element keeps its text, as sent. Every row is stored (no key
+-- can conflict) with the same max_attempts: one value comes back.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
     WHERE id = $4 AND name = $3
@@ -51,10 +54,11 @@ WITH q AS (
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
                                  ack_timeout_seconds, available_at, payload_size)
-    SELECT i.id, q.id, q.name, $5, i.payload::json, $6, coalesce($7, q.max_attempts),
+    SELECT i.id, q.id, q.name, $5, i.payload, $6, coalesce($7, q.max_attempts),
            coalesce(nullif($8, 0), q.ack_timeout_seconds), now() + make_interval(secs => $9::float8),
-           octet_length(i.payload)
-    FROM q, unnest($1::text[], $2::text[]) WITH ORDINALITY AS i(id, payload, ord)
+           octet_length(i.payload::text)
+    FROM q, ROWS FROM (unnest(string_to_array($1::text, ',')), json_array_elements($2::json))
+        WITH ORDINALITY AS i(id, payload, ord)
     ORDER BY i.ord
     RETURNING m.max_attempts
 )
