@@ -2,14 +2,6 @@
 -- `($n IS NULL OR ...)` form so every statement is static and prepared once; values are binds.
 -- An entry's JSON is stored whole in `entry`; `log_id` and `timestamp` come from their columns.
 
--- name: activity_insert
--- One statement per flush: arrays of equal length, one element per entry, kept in order.
-INSERT INTO relay.activity_log (ts, action, message_id, queue, consumer_id, anomaly_type, anomaly_severity, entry)
-SELECT to_timestamp(u.t), u.a, u.m, u.q, u.c, u.at, u.sev, u.e::json
-FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-     WITH ORDINALITY AS u(t, a, m, q, c, at, sev, e, ord)
-ORDER BY u.ord
-
 -- name: activity_filter
 -- The WHERE clause shared by listing and counting ($1..$8).
 ($1::text IS NULL OR l.message_id = $1)
@@ -24,8 +16,9 @@ AND ($8::text IS NULL OR l.anomaly_type = $8)
 AND ($9::text IS NULL OR l.anomaly_severity = $9)
 
 -- name: activity_entry_json
--- The API's ActivityEntry: the stored entry plus its id and event time (Unix seconds).
-(l.entry::jsonb || jsonb_build_object('log_id', l.log_id::text, 'timestamp', floor(extract(epoch FROM l.ts))::bigint))::text
+-- The API's ActivityEntry: the stored entry plus its id and event time (Unix seconds). Entries are
+-- stored without their null fields; {blank_entry} (every field, null) puts them back.
+({blank_entry} || l.entry::jsonb || jsonb_build_object('log_id', l.log_id::text, 'timestamp', floor(extract(epoch FROM l.ts))::bigint))::text
 
 -- name: anomaly_json
 (jsonb_build_object('log_id', l.log_id::text, 'message_id', l.message_id, 'action', l.action,

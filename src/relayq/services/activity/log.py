@@ -8,6 +8,7 @@ writes lock_stolen and admin-deletion entries before the request answers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from relayq.config import Settings
@@ -64,9 +65,10 @@ class ActivityLog:
         """Entries of these changes, in order, each with the anomaly it shows (if any)."""
         records: list[Record] = []
         for change in changes:
+            at = datetime.fromtimestamp(change.at, UTC)
             for entry, first in build_entries(change, self.payload_limit):
                 self._annotate(entry, change.at, first)
-                records.append(to_record(change.at, entry))
+                records.append(to_record(at, entry))
         return records
 
     async def clear(self) -> None:
