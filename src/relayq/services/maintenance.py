@@ -78,6 +78,13 @@ HORIZON_PASSED_SQL = """SELECT NOT EXISTS (
     WHERE a.pid <> pg_backend_pid()
       AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
       AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid))"""
+# Who holds the horizon back, for the warning when the wait times out.
+HORIZON_HOLDER_SQL = """SELECT a.pid, a.backend_type, a.state, left(a.query, 80) AS query
+FROM pg_stat_activity a
+WHERE a.pid <> pg_backend_pid()
+  AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid)
+ORDER BY greatest(age(a.backend_xmin), age(a.backend_xid)) DESC NULLS LAST LIMIT 1"""
 HORIZON_WAIT_MAX = 3.0
 # SQLSTATE of the warning VACUUM (SKIP_LOCKED) gives for a table it skipped.
 LOCK_NOT_AVAILABLE = "55P03"
@@ -114,6 +121,9 @@ class PassReport:
     skipped: list[str] = field(default_factory=list)
     vacuumed: list[str] = field(default_factory=list)
     vacuum_skipped: list[str] = field(default_factory=list)
+    # False when a transaction older than the first vacuum round outlived the wait before the
+    # second: the index pages the first emptied are then recycled only by the next pass.
+    horizon_passed: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +254,13 @@ class Maintenance:
                 with contextlib.suppress(asyncpg.UndefinedTableError):  # a partitioned queue deleted meanwhile
                     (first if await self._vacuum_round(conn, table, notices) else report.vacuum_skipped).append(table)
             if first:
-                await self._await_horizon(conn, await conn.fetchval(NEXT_XID_SQL))
+                next_xid = await conn.fetchval(NEXT_XID_SQL)
+                report.horizon_passed = await self._await_horizon(conn, next_xid)
+                if not report.horizon_passed:
+                    holder = await conn.fetchrow(HORIZON_HOLDER_SQL, next_xid)
+                    log.warning("maintenance vacuum: a transaction older than the first vacuum is still running "
+                                "(%s); the index pages it emptied wait for the next pass",
+                                dict(holder) if holder else "gone")
             for table in first:
                 with contextlib.suppress(asyncpg.UndefinedTableError):
                     done = await self._vacuum_round(conn, table, notices)
@@ -273,13 +289,16 @@ class Maintenance:
                 return False
             await asyncio.sleep(VACUUM_RETRY_SECONDS)
 
-    async def _await_horizon(self, conn: asyncpg.Connection, next_xid: str) -> None:
-        """Wait until no transaction older than `next_xid` runs (see HORIZON_PASSED_SQL), briefly."""
+    async def _await_horizon(self, conn: asyncpg.Connection, next_xid: str) -> bool:
+        """Wait until no transaction older than `next_xid` runs (see HORIZON_PASSED_SQL), briefly;
+        False if one still does."""
         clock = asyncio.get_running_loop().time
         deadline = clock() + min(self.settings.maintenance_interval_seconds / 4, HORIZON_WAIT_MAX)
         while True:
-            if await conn.fetchval(HORIZON_PASSED_SQL, next_xid) or clock() >= deadline:
-                return
+            if await conn.fetchval(HORIZON_PASSED_SQL, next_xid):
+                return True
+            if clock() >= deadline:
+                return False
             await asyncio.sleep(VACUUM_RETRY_SECONDS)
 
     # ----- partitions --------------------------------------------------------------------
