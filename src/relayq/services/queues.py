@@ -47,6 +47,9 @@ COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(pa
     GROUP BY queue_name, status, priority"""
 
 
+# The exclusive side of relay.queue_open's lock (migration 0009; same keys).
+QUEUE_LOCK_SQL = "SELECT pg_advisory_xact_lock(1919249521, ($1::bigint % 2147483647)::int)"
+
 # A queue's messages whatever their status (ANY_STATUS: both partial indexes); `{table}` is a
 # MESSAGE_TABLES value. tests/scale/test_query_plans.py checks their plans.
 BUSY_SQL = "SELECT count(*) FROM {table} m WHERE m.queue_name = $1 AND (m.status = 'queued' OR m.status = 'processing')"
@@ -261,11 +264,13 @@ class QueueService:
 
 
 async def _lock_queue(tx: Transaction, name: str) -> Row:
-    """Lock a queue row for delete/rename; FOR UPDATE waits for in-flight enqueues (they hold
-    FOR KEY SHARE on it) and keeps new ones out until commit."""
+    """Lock a queue for delete/rename until commit: FOR UPDATE on its row waits for in-flight
+    enqueues that hold FOR KEY SHARE on it, the exclusive advisory lock for those that hold the
+    shared one (relay.queue_open, migration 0009); later enqueues wait, then find it gone."""
     row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
     if row is None:
         raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
+    await tx.execute(QUEUE_LOCK_SQL, row["id"])
     return row
 
 

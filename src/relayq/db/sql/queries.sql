@@ -47,10 +47,11 @@ FROM ins
 -- on batch enqueue): $1 the ids joined by commas (an id never contains one), $2 the payloads as
 -- one JSON array, parsed once; each element keeps its text, as sent. Every row is stored (no key
 -- can conflict) with the same max_attempts: one value comes back.
+-- The queue is guarded by relay.queue_open (migration 0009: a shared advisory lock, then a check
+-- with a fresh snapshot) rather than FOR KEY SHARE, which writes the queue's row every time.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
-    WHERE id = $4 AND name = $3
-    FOR KEY SHARE
+    WHERE id = $4 AND name = $3 AND relay.queue_open($4, $3)
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
                                  ack_timeout_seconds, available_at, payload_size)

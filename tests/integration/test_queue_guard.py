@@ -1,0 +1,101 @@
+"""An enqueue racing a queue delete or rename never leaves orphaned messages (migration 0009).
+
+The usual enqueue statement guards its queue with a shared advisory lock and a fresh-snapshot
+check (relay.queue_open) instead of FOR KEY SHARE; queue delete and rename take the lock
+exclusively. Both orders of the race are played on real connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from relayq.db.migrate import migrate
+from relayq.db.queries import QUERIES
+from relayq.services.queues import _lock_queue
+from tests.support.server import fresh_database
+
+WAIT = 0.3  # long enough for a statement that is not blocked to finish
+
+
+@pytest.fixture(scope="module")
+def guard_dsn() -> Iterator[str]:
+    with fresh_database("relay_guard") as url:
+        yield url
+
+
+@pytest.fixture
+async def conns(guard_dsn: str) -> AsyncIterator[list[asyncpg.Connection]]:
+    opened = [await asyncpg.connect(guard_dsn) for _ in range(3)]
+    await migrate(opened[0])
+    yield opened
+    for conn in opened:
+        await conn.close()
+
+
+async def new_queue(conn: asyncpg.Connection, name: str) -> int:
+    qid: int = await conn.fetchval(
+        "INSERT INTO relay.queues (name, ack_timeout_seconds, max_attempts) VALUES ($1, 30, 3) RETURNING id", name)
+    return qid
+
+
+def enqueue(conn: asyncpg.Connection, name: str, qid: int) -> Any:
+    return conn.fetchrow(QUERIES.get("enqueue_uniform", "standard"), f"s{name}1,s{name}2", "[1,2]", name, qid,
+                         "t", 0, None, None, 0.0)
+
+
+async def remove(conn: asyncpg.Connection, action: str, name: str, qid: int) -> None:
+    """What QueueService.delete / rename do to the queue once they hold its lock."""
+    await conn.execute("DELETE FROM relay.messages WHERE queue_name = $1", name)
+    if action == "delete":
+        await conn.execute("DELETE FROM relay.queues WHERE id = $1", qid)
+    else:
+        await conn.execute("UPDATE relay.queues SET name = name || '_renamed' WHERE id = $1", qid)
+
+
+@pytest.mark.parametrize("action", ["delete", "rename"])
+async def test_an_enqueue_arriving_during_a_delete_waits_then_finds_the_queue_gone(
+    conns: list[asyncpg.Connection], action: str
+) -> None:
+    admin, holder, producer = conns
+    name = f"g_late_{action}"
+    qid = await new_queue(admin, name)
+    tx = holder.transaction()
+    await tx.start()
+    await _lock_queue(holder, name)  # type: ignore[arg-type]  # a Connection has fetchrow/execute too
+    await remove(holder, action, name, qid)
+    insert = asyncio.ensure_future(enqueue(producer, name, qid))
+    await asyncio.sleep(WAIT)
+    assert not insert.done()  # it waits for the delete's transaction
+    await tx.commit()
+    row = await insert
+    assert row["all_found"] is False  # the service answers QUEUE_NOT_FOUND
+    assert await admin.fetchval("SELECT count(*) FROM relay.messages WHERE queue_id = $1", qid) == 0
+
+
+@pytest.mark.parametrize("action", ["delete", "rename"])
+async def test_a_delete_waits_for_an_enqueue_in_flight_and_removes_its_messages(
+    conns: list[asyncpg.Connection], action: str
+) -> None:
+    admin, holder, producer = conns
+    name = f"g_early_{action}"
+    qid = await new_queue(admin, name)
+    tx = producer.transaction()
+    await tx.start()
+    assert (await enqueue(producer, name, qid))["all_found"] is True  # not committed yet
+
+    async def delete() -> None:
+        async with holder.transaction():
+            await _lock_queue(holder, name)  # type: ignore[arg-type]
+            await remove(holder, action, name, qid)
+
+    deleting = asyncio.ensure_future(delete())
+    await asyncio.sleep(WAIT)
+    assert not deleting.done()  # it waits for the enqueue to commit
+    await tx.commit()
+    await deleting
+    assert await admin.fetchval("SELECT count(*) FROM relay.messages WHERE queue_id = $1", qid) == 0
