@@ -53,8 +53,11 @@ def unix_seconds(epoch: float | None) -> int | None:
     return None if epoch is None else math.floor(epoch)
 
 
-def raw_json(text: str | None) -> msgspec.Raw:
-    """Embed stored JSON text into a response without decoding and re-encoding it."""
+def raw_json(text: str | msgspec.Raw | None) -> msgspec.Raw:
+    """Embed stored JSON text into a response without decoding and re-encoding it (rows of a
+    fresh enqueue carry the request's own Raw payload, passed through as it is)."""
+    if isinstance(text, msgspec.Raw):
+        return text
     return msgspec.Raw(b"null" if text is None else text.encode())
 
 

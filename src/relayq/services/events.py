@@ -26,6 +26,7 @@ import asyncpg
 import msgspec
 
 from relayq.db.database import Database
+from relayq.domain.messages import raw_json
 from relayq.services.changes import Change
 from relayq.services.waiters import Waiters
 
@@ -277,8 +278,8 @@ def _message(row: Mapping[str, Any]) -> dict[str, Any]:
                            "created_at": row.get("created_at"), "attempt_count": row.get("attempt_count")}
     payload = row.get("payload")
     size = row.get("payload_size") or 0
-    if isinstance(payload, str) and size <= MAX_MESSAGE_PAYLOAD:
-        out["payload"] = msgspec.Raw(payload.encode())
+    if isinstance(payload, str | msgspec.Raw) and size <= MAX_MESSAGE_PAYLOAD:
+        out["payload"] = raw_json(payload)
     return out
 
 

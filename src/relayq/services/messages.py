@@ -527,7 +527,7 @@ class _EnqueuedRows(Sequence[Mapping[str, Any]]):
             now = self._now
             self._rows = [{
                 "id": mid, "queue_name": item.queue, "type": item.type, "priority": item.priority,
-                "payload": bytes(item.payload).decode(), "payload_size": len(item.payload), "attempt_count": 0,
+                "payload": item.payload, "payload_size": len(item.payload), "attempt_count": 0,
                 "max_attempts": self._inserted.get(mid), "consumer_id": item.consumer_id, "created_at": now,
                 "available_at": now + item.delay, "status": "queued",
             } for item, mid in self._stored]

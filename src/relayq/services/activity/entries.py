@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import msgspec
-
+from relayq.domain.messages import raw_json
 from relayq.services.changes import Change
 
 # Every key of an ActivityEntry except log_id and timestamp, which come from the table.
@@ -85,7 +84,7 @@ def _message_entry(change: Change, row: Mapping[str, Any], payload_limit: int) -
     size = row.get("payload_size")
     entry["payload_size_bytes"] = size
     if row.get("payload") is not None and size is not None and size <= payload_limit:
-        entry["payload"] = msgspec.Raw(str(row["payload"]).encode())
+        entry["payload"] = raw_json(row["payload"])
     _action_fields(entry, change, row)
     if stolen:
         entry["consumer_id"] = row.get("consumer_id")

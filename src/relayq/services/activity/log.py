@@ -64,8 +64,11 @@ class ActivityLog:
     def records(self, changes: Iterable[Change]) -> list[Record]:
         """Entries of these changes, in order, each with the anomaly it shows (if any)."""
         records: list[Record] = []
+        last, at = None, None
         for change in changes:
-            at = datetime.fromtimestamp(change.at, UTC)
+            if change.at != last:  # the changes of one coalesced statement share their time
+                last, at = change.at, datetime.fromtimestamp(change.at, UTC)
+            assert at is not None
             for entry, first in build_entries(change, self.payload_limit):
                 self._annotate(entry, change.at, first)
                 records.append(to_record(at, entry))
