@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from asyncpg.transaction import Transaction
 
 from relayq.db.migrate import migrate
 from relayq.db.queries import QUERIES
@@ -57,15 +58,21 @@ async def remove(conn: asyncpg.Connection, action: str, name: str, qid: int) -> 
         await conn.execute("UPDATE relay.queues SET name = name || '_renamed' WHERE id = $1", qid)
 
 
+async def open_race(conns: list[asyncpg.Connection], name: str, first: int) -> tuple[int, Transaction]:
+    """A new queue, and a transaction open on conns[first] (the side that goes first)."""
+    qid = await new_queue(conns[0], name)
+    tx = conns[first].transaction()
+    await tx.start()
+    return qid, tx
+
+
 @pytest.mark.parametrize("action", ["delete", "rename"])
 async def test_an_enqueue_arriving_during_a_delete_waits_then_finds_the_queue_gone(
     conns: list[asyncpg.Connection], action: str
 ) -> None:
     admin, holder, producer = conns
     name = f"g_late_{action}"
-    qid = await new_queue(admin, name)
-    tx = holder.transaction()
-    await tx.start()
+    qid, tx = await open_race(conns, name, first=1)
     await _lock_queue(holder, name)  # type: ignore[arg-type]  # a Connection has fetchrow/execute too
     await remove(holder, action, name, qid)
     insert = asyncio.ensure_future(enqueue(producer, name, qid))
@@ -83,9 +90,7 @@ async def test_a_delete_waits_for_an_enqueue_in_flight_and_removes_its_messages(
 ) -> None:
     admin, holder, producer = conns
     name = f"g_early_{action}"
-    qid = await new_queue(admin, name)
-    tx = producer.transaction()
-    await tx.start()
+    qid, tx = await open_race(conns, name, first=2)
     assert (await enqueue(producer, name, qid))["all_found"] is True  # not committed yet
 
     async def delete() -> None:
