@@ -31,7 +31,7 @@ from relayq.bench.environment import (
     through_proxy,
 )
 from relayq.bench.report import Row, footnotes, table, to_json
-from relayq.bench.scenarios import ALL_TESTS, SCENARIOS, RunResult, run_scenario
+from relayq.bench.scenarios import ALL_TESTS, SCENARIOS, RunResult, merge_runs, run_scenario
 
 DEFAULT_POOL_SIZE = 20  # the server's POSTGRES_POOL_SIZE default
 
@@ -66,6 +66,9 @@ def register(subparsers: Any) -> None:
                    help="extra setting for the started server (repeatable), e.g. ENQUEUE_BUFFER_ENABLED=false")
     p.add_argument("--no-limit", action="store_true", help="skip the raw-SQL limit runs")
     p.add_argument("--limit-duration", type=float, default=None, help="seconds per limit run (default --duration)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="alternate Relay and the limit this many times per test, each for 1/rounds of the "
+                        "duration, and add the rounds up (a slow spell of the machine then falls on both)")
     p.add_argument("--admin-url", default=None,
                    help="PostgreSQL URL allowed to CREATE DATABASE (default RELAY_BENCH_ADMIN_URL or local)")
     p.add_argument("--keep-databases", action="store_true", help="do not drop the bench databases")
@@ -91,6 +94,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     tests = _tests(args.test)
     if args.workers < 1 or args.batch_size < 1 or args.duration <= 0:
         print("relay bench: --workers, --batch-size and --duration must be positive", file=sys.stderr)
+        return 2
+    if args.rounds < 1 or (args.rounds > 1 and args.profile_dir):
+        print("relay bench: --rounds must be at least 1, and 1 with --profile", file=sys.stderr)
         return 2
     if args.url and not args.database_url:
         print("relay bench: --url needs --database-url (set-up writes go straight to the database)",
@@ -219,17 +225,22 @@ class Bench:
             queue = f"bench_{test}_{stamp}"
             common = dict(workers=a.workers, warmup=self.warmup, batch_size=a.batch_size,
                           payload_bytes=a.payload_bytes, rtt=self.rtt, show_progress=not a.no_progress)
+            relay_runs: list[RunResult] = []
+            limit_runs: list[RunResult] = []
             try:
-                recorder = self._start_profile(test, a.duration + 0)
-                relay_run = await run_scenario(relay_driver, scenario, queue=queue, setup_dsn=relay_setup,
-                                               seconds=a.duration, **common)
-                self._finish_profile(recorder, test)
-                limit_run: RunResult | None = None
-                if limit_driver is not None:
-                    limit_run = await run_scenario(
-                        limit_driver, scenario, queue=queue, setup_dsn=limit_setup,
-                        seconds=a.limit_duration or a.duration, **common,
-                    )
+                for round_no in range(a.rounds):
+                    name = queue if a.rounds == 1 else f"{queue}_{round_no}"
+                    recorder = self._start_profile(test, a.duration + 0)
+                    relay_runs.append(await run_scenario(relay_driver, scenario, queue=name, setup_dsn=relay_setup,
+                                                         seconds=a.duration / a.rounds, **common))
+                    self._finish_profile(recorder, test)
+                    if limit_driver is not None:
+                        limit_runs.append(await run_scenario(
+                            limit_driver, scenario, queue=name, setup_dsn=limit_setup,
+                            seconds=(a.limit_duration or a.duration) / a.rounds, **common,
+                        ))
+                relay_run = merge_runs(relay_runs)
+                limit_run = merge_runs(limit_runs) if limit_runs else None
             except (BenchError, OSError, RuntimeError) as exc:
                 self.errors[test] = str(exc)
                 self._say(f"{test}: {exc}")

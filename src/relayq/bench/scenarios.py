@@ -210,6 +210,26 @@ class RunResult:
         return self.round_trips / self.requests
 
 
+def merge_runs(runs: list[RunResult]) -> RunResult:
+    """Rounds of one scenario with one driver as one run: counts, times and latencies added up."""
+    first = runs[0]
+    if len(runs) == 1:
+        return first
+    steps: dict[str, list[float]] = {}
+    for run in runs:
+        for name, values in run.steps.items():
+            steps.setdefault(name, []).extend(values)
+    trips = [run.round_trips for run in runs]
+    return RunResult(
+        scenario=first.scenario, driver=first.driver, workers=first.workers,
+        elapsed=sum(r.elapsed for r in runs), ops=sum(r.ops for r in runs), items=sum(r.items for r in runs),
+        primary=[x for r in runs for x in r.primary], steps=steps,
+        round_trips=None if any(t is None for t in trips) else sum(t or 0 for t in trips),
+        drained=all(r.drained for r in runs), empty_polls=sum(r.empty_polls for r in runs),
+        requests=sum(r.requests for r in runs),
+    )
+
+
 # ----- set-up -------------------------------------------------------------------------------
 PREFILL_SQL = """INSERT INTO relay.messages
     (id, queue_id, queue_name, type, payload, max_attempts, ack_timeout_seconds, payload_size, created_at)
