@@ -21,6 +21,7 @@ from relayq.services.queues import _lock_queue
 from tests.support.server import fresh_database
 
 WAIT = 0.3  # long enough for a statement that is not blocked to finish
+STATEMENTS = ("enqueue_uniform", "enqueue")
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,13 @@ async def new_queue(conn: asyncpg.Connection, name: str) -> int:
     return qid
 
 
-def enqueue(conn: asyncpg.Connection, name: str, qid: int) -> Any:
-    return conn.fetchrow(QUERIES.get("enqueue_uniform", "standard"), f"s{name}1,s{name}2", "[1,2]", name, qid,
-                         "t", 0, None, None, 0.0)
+def enqueue(conn: asyncpg.Connection, name: str, qid: int, statement: str) -> Any:
+    """The usual batch's statement, or the general one (idempotency keys, several queues)."""
+    if statement == "enqueue_uniform":
+        return conn.fetchrow(QUERIES.get(statement, "standard"), f"s{name}1,s{name}2", "[1,2]", name, qid,
+                             "t", 0, None, None, 0.0)
+    items = f'[{{"queue":"{name}","type":"t","payload":1,"idempotencyKey":"k1"}},{{"queue":"{name}","type":"t","payload":2}}]'
+    return conn.fetchrow(QUERIES.get(statement, "standard"), [f"s{name}1", f"s{name}2"], items, [name], [qid])
 
 
 async def remove(conn: asyncpg.Connection, action: str, name: str, qid: int) -> None:
@@ -66,16 +71,17 @@ async def open_race(conns: list[asyncpg.Connection], name: str, first: int) -> t
     return qid, tx
 
 
+@pytest.mark.parametrize("statement", STATEMENTS)
 @pytest.mark.parametrize("action", ["delete", "rename"])
 async def test_an_enqueue_arriving_during_a_delete_waits_then_finds_the_queue_gone(
-    conns: list[asyncpg.Connection], action: str
+    conns: list[asyncpg.Connection], action: str, statement: str
 ) -> None:
     admin, holder, producer = conns
-    name = f"g_late_{action}"
+    name = f"g_late_{action}_{statement}"
     qid, tx = await open_race(conns, name, first=1)
     await _lock_queue(holder, name)  # type: ignore[arg-type]  # a Connection has fetchrow/execute too
     await remove(holder, action, name, qid)
-    insert = asyncio.ensure_future(enqueue(producer, name, qid))
+    insert = asyncio.ensure_future(enqueue(producer, name, qid, statement))
     await asyncio.sleep(WAIT)
     assert not insert.done()  # it waits for the delete's transaction
     await tx.commit()
@@ -84,14 +90,15 @@ async def test_an_enqueue_arriving_during_a_delete_waits_then_finds_the_queue_go
     assert await admin.fetchval("SELECT count(*) FROM relay.messages WHERE queue_id = $1", qid) == 0
 
 
+@pytest.mark.parametrize("statement", STATEMENTS)
 @pytest.mark.parametrize("action", ["delete", "rename"])
 async def test_a_delete_waits_for_an_enqueue_in_flight_and_removes_its_messages(
-    conns: list[asyncpg.Connection], action: str
+    conns: list[asyncpg.Connection], action: str, statement: str
 ) -> None:
     admin, holder, producer = conns
-    name = f"g_early_{action}"
+    name = f"g_early_{action}_{statement}"
     qid, tx = await open_race(conns, name, first=2)
-    assert (await enqueue(producer, name, qid))["all_found"] is True  # not committed yet
+    assert (await enqueue(producer, name, qid, statement))["all_found"] is True  # not committed yet
 
     async def delete() -> None:
         async with holder.transaction():

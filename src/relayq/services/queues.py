@@ -264,9 +264,9 @@ class QueueService:
 
 
 async def _lock_queue(tx: Transaction, name: str) -> Row:
-    """Lock a queue for delete/rename until commit: FOR UPDATE on its row waits for in-flight
-    enqueues that hold FOR KEY SHARE on it, the exclusive advisory lock for those that hold the
-    shared one (relay.queue_open, migration 0009); later enqueues wait, then find it gone."""
+    """Lock a queue for delete/rename until commit: the exclusive side of the advisory lock that
+    every enqueue statement holds shared (relay.queue_open, migration 0009) waits for the ones in
+    flight; later ones wait, then find the queue gone or renamed."""
     row = await tx.fetchrow("SELECT id, queue_type FROM relay.queues WHERE name = $1 FOR UPDATE", name)
     if row is None:
         raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")

@@ -7,12 +7,11 @@
 -- One statement for one or many messages. $2 is the messages as one JSON array (API.md's field
 -- names; parsed by PostgreSQL in C rather than as ten parameter arrays), zipped with their ids
 -- in $1. It inserts nothing unless every named queue still exists with the id the caller
--- resolved (cache check), and FOR KEY SHARE holds those queue rows until commit so a concurrent
--- delete or rename cannot orphan the new rows.
+-- resolved (cache check), and relay.queue_open holds each queue's shared advisory lock until
+-- commit so a concurrent delete or rename cannot orphan the new rows (migration 0009).
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
-    WHERE id = ANY($4::bigint[])
-    FOR KEY SHARE
+    WHERE id = ANY($4::bigint[]) AND relay.queue_open(id, name)
 ), ok AS (
     SELECT count(*) = cardinality($4::bigint[]) AS all_found
     FROM q JOIN unnest($3::text[], $4::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
@@ -47,7 +46,7 @@ FROM ins
 -- on batch enqueue): $1 the ids joined by commas (an id never contains one), $2 the payloads as
 -- one JSON array, parsed once; each element keeps its text, as sent. Every row is stored (no key
 -- can conflict) with the same max_attempts: one value comes back.
--- The queue is guarded by relay.queue_open (migration 0009: a shared advisory lock, then a check
+-- The queue is guarded as in `enqueue`: relay.queue_open (a shared advisory lock, then a check
 -- with a fresh snapshot) rather than FOR KEY SHARE, which writes the queue's row every time.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues

@@ -238,13 +238,12 @@ ALTER TABLE relay.messages_unlogged SET (vacuum_truncate = false);
 -- activity log) convert them to jsonb on the way out.
 ALTER TABLE relay.activity_log ALTER COLUMN entry TYPE json USING entry::json;
 
--- The usual enqueue statement guards its queue against a concurrent delete or rename with a
--- shared advisory lock instead of FOR KEY SHARE on the queue's row. A row lock is written into
+-- Enqueue statements guard their queue against a concurrent delete or rename with a shared
+-- advisory lock instead of FOR KEY SHARE on the queue's row. A row lock is written into
 -- the row (a heap write and a WAL record per statement) and, whenever two statements hold it at
 -- once, which natural batching makes the rule, into a new MultiXact: together about 15% of
 -- batch-enqueue throughput, measured. An advisory lock lives in shared memory only.
--- Queue delete and rename take the same lock exclusively (services/queues.py _lock_queue), after
--- FOR UPDATE on the row, which still waits for the statements that use FOR KEY SHARE.
+-- Queue delete and rename take the same lock exclusively (services/queues.py _lock_queue).
 -- The check that the queue still exists runs after the lock is granted, in a query of this
 -- VOLATILE function, which gets a fresh snapshot: an enqueue that waited for a delete to commit
 -- sees the queue gone (the calling statement's own snapshot, taken before, would not).
