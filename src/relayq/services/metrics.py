@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from relayq.db.database import Database
 from relayq.services.changes import Change
 
 Labels = tuple[tuple[str, str], ...]
@@ -150,15 +150,12 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-# From the trigger-maintained counters (migration 0003), as /queues reads them: a scrape every
-# few seconds must not count millions of rows.
-DEPTHS_SQL = """SELECT queue_name, status, sum(n)::bigint AS n
-FROM (SELECT queue_name, status, n FROM relay.message_counts
-      UNION ALL SELECT queue_name, status, n FROM relay.message_counts_unlogged) c
-GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2"""
-
-
-async def queue_depths(db: Database) -> list[Sample]:
-    """Messages per (queue, status) in every message table, read at scrape time (one round trip)."""
-    rows = await db.fetch(DEPTHS_SQL)
-    return [("relayq_queue_depth", (("queue", r["queue_name"]), ("status", r["status"])), r["n"]) for r in rows]
+def queue_depths(count_rows: Iterable[Mapping[str, Any]]) -> list[Sample]:
+    """Messages per (queue, status), summed over priorities from the trigger-maintained counter
+    rows that /queues reads too (QueueService.count_rows): a scrape every few seconds must not
+    count millions of messages."""
+    depths: dict[tuple[str, str], int] = defaultdict(int)
+    for row in count_rows:
+        depths[(row["queue_name"], row["status"])] += row["n"]
+    return [("relayq_queue_depth", (("queue", queue), ("status", status)), n)
+            for (queue, status), n in sorted(depths.items()) if n > 0]

@@ -14,6 +14,6 @@ from relayq.services.metrics import queue_depths
 async def prometheus(request: Request) -> Response:
     """Counters, histograms and gauges of this process, plus queue depth per status (one query)."""
     r = relay(request)
-    depths = await queue_depths(r.db)
+    depths = queue_depths(await r.queues.count_rows())
     text = r.metrics.render([("relayq_queue_depth", "gauge", "Messages per queue and status", depths)])
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
