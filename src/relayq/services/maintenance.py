@@ -73,17 +73,13 @@ VACUUM_ROUNDS = 2
 # reader such as an autovacuum ANALYZE of another table would otherwise defer the recycling to
 # the next pass, and the indexes would need one interval of churn more.
 NEXT_XID_SQL = "SELECT (pg_snapshot_xmax(pg_current_snapshot())::text::numeric % 4294967296)::text"
-HORIZON_PASSED_SQL = """SELECT NOT EXISTS (
-    SELECT 1 FROM pg_stat_activity a
-    WHERE a.pid <> pg_backend_pid()
-      AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
-      AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid))"""
-# Who holds the horizon back, for the warning when the wait times out.
-HORIZON_HOLDER_SQL = """SELECT a.pid, a.backend_type, a.state, left(a.query, 80) AS query
-FROM pg_stat_activity a
+_OLDER_BACKENDS = """FROM pg_stat_activity a
 WHERE a.pid <> pg_backend_pid()
   AND (age(a.backend_xmin) >= age($1::text::xid) OR age(a.backend_xid) >= age($1::text::xid))
-  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid)
+  AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.pid = a.pid)"""
+HORIZON_PASSED_SQL = f"SELECT NOT EXISTS (SELECT 1 {_OLDER_BACKENDS})"
+# Who holds the horizon back, for the warning when the wait times out.
+HORIZON_HOLDER_SQL = f"""SELECT a.pid, a.backend_type, a.state, left(a.query, 80) AS query {_OLDER_BACKENDS}
 ORDER BY greatest(age(a.backend_xmin), age(a.backend_xid)) DESC NULLS LAST LIMIT 1"""
 HORIZON_WAIT_MAX = 3.0
 # SQLSTATE of the warning VACUUM (SKIP_LOCKED) gives for a table it skipped.
