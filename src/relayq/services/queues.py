@@ -50,8 +50,8 @@ COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(pa
 # The exclusive side of relay.queue_open's lock (migration 0009; same keys).
 QUEUE_LOCK_SQL = "SELECT pg_advisory_xact_lock(1919249521, ($1::bigint % 2147483647)::int)"
 
-# A queue's messages whatever their status (ANY_STATUS: both partial indexes); `{table}` is a
-# MESSAGE_TABLES value. tests/scale/test_query_plans.py checks their plans.
+# A queue's messages whatever their status (ANY_STATUS: the three partial indexes); `{table}` is
+# a MESSAGE_TABLES value. tests/scale/test_query_plans.py checks their plans.
 BUSY_SQL = "SELECT count(*) FROM {table} m WHERE m.queue_name = $1 AND (m.status = 'queued' OR m.status = 'processing')"
 DELETE_MESSAGES_SQL = (
     "WITH d AS (DELETE FROM {table} m WHERE m.queue_name = $1 AND " + ANY_STATUS + " RETURNING 1) SELECT count(*) FROM d"

@@ -108,8 +108,9 @@ _WRAPPED = msgspec.json.Decoder(_Wrapped)
 # substring search (C speed) rather than a regular expression (10x slower on a 7 KB batch).
 _NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
 # A number is out of float range only with an exponent of three digits or more, or with at
-# least 209 digits before its point (a two-digit exponent keeps fewer below 1e308; 200 here). Payloads are not parsed by the one-pass decoder, so these shapes, also when they
-# merely look like one inside a string, go the slow way, whose parse refuses non-finite numbers.
+# least 209 digits before its point (a two-digit exponent keeps fewer below 1e308; 200 here).
+# Payloads are not parsed by the one-pass decoder, so these shapes, also when they merely look
+# like one inside a string, go the slow way, whose parse refuses non-finite numbers.
 _HUGE_NUMBER_SHAPES = (b"0e000", b"0e+000", b"0" * 200)
 
 

@@ -7,6 +7,7 @@ writes lock_stolen and admin-deletion entries before the request answers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -64,11 +65,8 @@ class ActivityLog:
     def records(self, changes: Iterable[Change]) -> list[Record]:
         """Entries of these changes, in order, each with the anomaly it shows (if any)."""
         records: list[Record] = []
-        last, at = None, None
         for change in changes:
-            if change.at != last:  # the changes of one coalesced statement share their time
-                last, at = change.at, datetime.fromtimestamp(change.at, UTC)
-            assert at is not None
+            at = _utc(change.at)
             for entry, first in build_entries(change, self.payload_limit):
                 self._annotate(entry, change.at, first)
                 records.append(to_record(at, entry))
@@ -108,3 +106,10 @@ class ActivityLog:
         for change in self.buffer.items:
             if change.queue == old:
                 change.queue = new
+
+
+@functools.lru_cache(maxsize=64)
+def _utc(at: float) -> datetime:
+    """The timestamp column's value; cached, since the changes of one coalesced statement share
+    their time and a datetime costs a call per entry."""
+    return datetime.fromtimestamp(at, UTC)
