@@ -196,6 +196,14 @@ async def vacuum_count(relay: Relay, table: str) -> int:
     return count
 
 
+async def expired_queue(relay: Relay) -> tuple[str, int]:
+    """A queue with three acknowledged messages past its one-hour retention, and the number of
+    VACUUMs of relay.messages so far."""
+    queue = await new_queue(relay, retention_interval="1 hour")
+    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
+    return queue, await vacuum_count(relay, "relay.messages")
+
+
 async def test_retention_that_deletes_rows_vacuums_the_table(relay: Relay) -> None:
     queue = await new_queue(relay, retention_interval="1 hour")
     acked = await fill(relay, queue, 6, 6)
@@ -237,9 +245,7 @@ async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
                                  dotenv=None)
     r = await Relay.start(settings, maintenance_dsn, background=False)
     try:
-        queue = await new_queue(r, retention_interval="1 hour")
-        await age(r, "relay.messages", await fill(r, queue, 3, 3), 2)
-        before = await vacuum_count(r, "relay.messages")
+        queue, before = await expired_queue(r)
         report = await Maintenance(r.db, r.settings).run_once()
         assert report.deleted[queue] == 3 and not report.vacuumed
         assert await vacuum_count(r, "relay.messages") == before
@@ -248,9 +254,7 @@ async def test_maintenance_vacuum_off(maintenance_dsn: str) -> None:
 
 
 async def test_vacuum_skips_a_table_another_process_keeps_vacuuming(relay: Relay) -> None:
-    queue = await new_queue(relay, retention_interval="1 hour")
-    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
-    before = await vacuum_count(relay, "relay.messages")
+    queue, before = await expired_queue(relay)
     # SHARE UPDATE EXCLUSIVE is what a VACUUM (ours on another node, or autovacuum) holds.
     # Queueing for it here would never end, as this test holds it until the pass returns; the
     # pass retries for half an interval (0.25 s here), then leaves the table to the next pass.
@@ -264,9 +268,7 @@ async def test_vacuum_skips_a_table_another_process_keeps_vacuuming(relay: Relay
 
 
 async def test_vacuum_gets_in_once_another_vacuum_is_done(relay: Relay) -> None:
-    queue = await new_queue(relay, retention_interval="1 hour")
-    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
-    before = await vacuum_count(relay, "relay.messages")
+    queue, before = await expired_queue(relay)
     async with relay.db.transaction() as tx:
         await tx.execute("LOCK TABLE relay.messages IN SHARE UPDATE EXCLUSIVE MODE")
         pass_ = asyncio.ensure_future(Maintenance(relay.db, relay.settings).run_once())
@@ -289,9 +291,7 @@ def test_passes_keep_a_fixed_schedule() -> None:
 
 
 async def test_second_round_waits_for_old_snapshots_only_briefly(relay: Relay) -> None:
-    queue = await new_queue(relay, retention_interval="1 hour")
-    await age(relay, "relay.messages", await fill(relay, queue, 3, 3), 2)
-    before = await vacuum_count(relay, "relay.messages")
+    queue, before = await expired_queue(relay)
     quick = dataclasses.replace(relay.settings, maintenance_interval_seconds=0.5)
     # A reader whose snapshot is older than the first round holds the pages it deleted; the pass
     # waits for it at most a quarter of an interval, then runs the second round anyway.
