@@ -12,7 +12,6 @@ msgspec structs that skip every field but the lease.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ import asyncpg
 import msgspec
 
 from relayq.bench.http import RawHttp
+from relayq.domain.ids import new_message_id, new_message_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,8 +309,8 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 def new_raw_id() -> str:
-    """Same shape and cost as Relay's ids (a table letter and 72 random bits)."""
-    return "s" + secrets.token_urlsafe(9)
+    """Relay's own id scheme (table letter, creation millisecond, 72 random bits), same cost."""
+    return new_message_id("standard", 0)
 
 
 class RawSqlDriver:
@@ -350,7 +350,7 @@ class RawSqlDriver:
     async def enqueue_batch(self, queue: str, count: int) -> None:
         self.count += 1
         await self.pool.execute(
-            RAW_ENQUEUE_BATCH, [new_raw_id() for _ in range(count)], self.queue_ids[queue], queue,
+            RAW_ENQUEUE_BATCH, new_message_ids("standard", 0, count), self.queue_ids[queue], queue,
             self.payload, self.size,
         )
 

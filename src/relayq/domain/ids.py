@@ -2,36 +2,57 @@
 
 A message id starts with one letter naming the table that stores it (`s` durable, `u`
 unlogged, `p<queue id>-` partitioned), so ack, nack and touch reach their row with one
-index probe in one table. Clients treat ids as opaque strings.
+index probe in one table. Then comes the creation time in milliseconds, 9 base32hex digits
+(lowercase, fixed width: they sort in time order under any collation), then 72 random bits.
+The time part makes the primary key an append-at-the-right index whose oldest pages empty
+out together when retention deletes old messages, so vacuum recycles them whole; with purely
+random ids every insert split a random page and the index kept growing for minutes
+(docs/scaling.md, bounded storage). Clients treat ids as opaque strings.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
+import time
 from typing import Literal
 
 StorageKind = Literal["standard", "unlogged", "partitioned"]
 
 _PREFIX: dict[str, str] = {"standard": "s", "unlogged": "u", "partitioned": "p"}
+_BASE32HEX = "0123456789abcdefghijklmnopqrstuv"
+_TIME_DIGITS = 9  # 45 bits of milliseconds: until the year 3084
+
+
+def _time_part(ms: int) -> str:
+    """`ms` as fixed-width base32hex, so byte order and every collation's order are time order."""
+    digits = []
+    for _ in range(_TIME_DIGITS):
+        digits.append(_BASE32HEX[ms & 31])
+        ms >>= 5
+    return "".join(reversed(digits))
+
+
+def _head(kind: StorageKind, queue_id: int) -> str:
+    """Table prefix and the current time, shared by every id made in one call."""
+    prefix = f"p{queue_id}-" if kind == "partitioned" else _PREFIX[kind]
+    return prefix + _time_part(time.time_ns() // 1_000_000)
 
 
 def new_message_id(kind: StorageKind, queue_id: int) -> str:
-    """A fresh id: table prefix + 72 random bits (URL-safe)."""
-    if kind == "partitioned":
-        return f"p{queue_id}-{secrets.token_urlsafe(9)}"
-    return _PREFIX[kind] + secrets.token_urlsafe(9)
+    """A fresh id: table prefix + creation millisecond + 72 random bits (URL-safe)."""
+    return _head(kind, queue_id) + secrets.token_urlsafe(9)
 
 
 def new_message_ids(kind: StorageKind, queue_id: int, count: int) -> list[str]:
     """`count` fresh ids from one call to the OS random source (batches ask for hundreds)."""
     if count == 1:
         return [new_message_id(kind, queue_id)]
-    prefix = f"p{queue_id}-" if kind == "partitioned" else _PREFIX[kind]
+    head = _head(kind, queue_id)
     # 9 bytes are exactly 12 base64 characters, so one encoding sliced every 12 characters gives
     # the same ids as encoding each 9 bytes on its own.
     text = base64.urlsafe_b64encode(secrets.token_bytes(9 * count)).decode()
-    return [prefix + text[i : i + 12] for i in range(0, 12 * count, 12)]
+    return [head + text[i : i + 12] for i in range(0, 12 * count, 12)]
 
 
 def new_lock_token() -> str:
