@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from relayq.config import Settings
+from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
 from relayq.services.messages import NewMessage
 from tests.support.server import fresh_database
@@ -47,6 +48,32 @@ async def test_concurrent_single_enqueues_share_statements(relay: Relay) -> None
     stored = {r["id"]: msgspec.json.decode(r["p"])["n"] for r in rows}
     assert {stored[mid] for mid in ids} == set(range(200))
     assert [stored[mid] for mid in ids] == list(range(200))  # each caller got its own id
+
+
+async def test_an_empty_poll_is_one_round_trip_and_still_sees_its_queue_replaced(
+    relay: Relay, service_dsn: str
+) -> None:
+    """The claim itself says whether the cached queue is still current (no look-up per empty
+    poll); another process deleting or recreating the queue is still noticed at once."""
+    await relay.messages.dequeue("co", 1)  # the queue's id is cached now
+    before = relay.db.stats.round_trips
+    for _ in range(5):
+        assert await relay.messages.dequeue("co", 1) == []
+    assert relay.db.stats.round_trips - before == 5
+
+    other = await Relay.start(Settings.from_env(environ={}, dotenv=None), service_dsn, background=False)
+    try:
+        await other.queues.delete("co", force=True)
+        await other.queues.create({"name": "co", "queue_type": "standard"})
+        await other.messages.enqueue([message(7)])
+        rows = await relay.messages.dequeue("co", 1)  # stale id: noticed, looked up, claimed
+        assert [msgspec.json.decode(r["payload"]) for r in rows] == [{"n": 7}]
+        await other.queues.delete("co", force=True)
+    finally:
+        await other.stop()
+    with pytest.raises(RelayError) as gone:
+        await relay.messages.dequeue("co", 1)
+    assert gone.value.code == "QUEUE_NOT_FOUND"
 
 
 async def test_concurrent_dequeues_get_distinct_messages_and_own_consumer(relay: Relay) -> None:

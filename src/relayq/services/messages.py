@@ -118,7 +118,7 @@ class MessageService:
         self._enqueues: Coalescer[None, _EnqueueRequest, list[Enqueued]] = Coalescer(
             self._enqueue_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, weight=lambda request: len(request.items)
         )
-        self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]]] = Coalescer(
+        self._claims: Coalescer[tuple[QueueRef, str | None], _ClaimRequest, list[Mapping[str, Any]] | None] = Coalescer(
             self._claim_coalesced, max_batch=batch, max_inflight=inflight, latency=db.rtt, weight=lambda request: request.count
         )
         self._acks: Coalescer[None, Sequence[tuple[str, str | None]], Settled] = Coalescer(
@@ -299,13 +299,13 @@ class MessageService:
         while True:
             event = self.waiters.arm(queue) if wait > 0 else None
             try:
-                rows = await self._claim(ref, count, ack_timeout, consumer_id, type_filter)
-                if not rows:
-                    # Nothing there: make sure the queue still exists as we know it.
-                    fresh = await self.queues.resolve(queue, refresh=True)
-                    if fresh.id != ref.id:
-                        ref = fresh
-                        continue
+                claimed = await self._claim(ref, count, ack_timeout, consumer_id, type_filter)
+                if claimed is None:
+                    # The queue was deleted, renamed or recreated since `ref` was cached: look
+                    # it up again (404 if it is gone) and claim from what the name means now.
+                    ref = await self.queues.resolve(queue, refresh=True)
+                    continue
+                rows = claimed
                 if rows or event is None:
                     break
                 remaining = deadline - time.monotonic()
@@ -326,7 +326,8 @@ class MessageService:
 
     async def _claim(
         self, ref: QueueRef, count: int, ack_timeout: float | None, consumer_id: str | None, type_filter: str | None
-    ) -> list[Mapping[str, Any]]:
+    ) -> list[Mapping[str, Any]] | None:
+        """The leased rows; None when `ref` no longer names the queue (nothing was claimed then)."""
         request = _ClaimRequest(count, ack_timeout, consumer_id)
         if self.coalescing:
             return await self._claims.submit((ref, type_filter), request)
@@ -334,7 +335,7 @@ class MessageService:
 
     async def _claim_coalesced(
         self, key: tuple[QueueRef, str | None], requests: list[_ClaimRequest]
-    ) -> list[list[Mapping[str, Any]]]:
+    ) -> list[list[Mapping[str, Any]] | None]:
         """One claim statement for several dequeue requests; slot n of the claim goes to request n."""
         ref, type_filter = key
         overrides: list[float | None] = []
@@ -347,9 +348,13 @@ class MessageService:
         rows = await self.db.fetch(
             QUERIES.get("dequeue", ref.kind), ref.name, len(owner), overrides, consumers, ref.id, type_filter
         )
-        shares: list[list[Mapping[str, Any]]] = [[] for _ in requests]
+        if rows[0]["slot"] is None:  # nothing claimed: the one row says whether the queue is current
+            return [[] if rows[0]["current"] else None for _ in requests]
+        shares: list[list[Mapping[str, Any]] | None] = [[] for _ in requests]
         for row in sorted(rows, key=lambda r: r["slot"]):
-            shares[owner[row["slot"] - 1]].append(row)
+            share = shares[owner[row["slot"] - 1]]
+            assert share is not None
+            share.append(row)
         return shares
 
     # ----- ack ---------------------------------------------------------------------------

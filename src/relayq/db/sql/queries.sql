@@ -72,6 +72,9 @@ WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::tex
 -- Claim up to $2 messages in priority then FIFO order and hand slot n to requester n: $3 and
 -- $4 hold each slot's lease override and consumer id, so requests coalesced into one claim
 -- each get their own lease. SKIP LOCKED lets concurrent claims take disjoint rows.
+-- An empty claim still answers one row (slot NULL) whose `current` says whether the queue is
+-- still the one the caller resolved ($5 under the name $1): an empty poll, the common case of
+-- an idle worker fleet, costs one round trip instead of a claim plus a look-up.
 WITH picked AS (
     SELECT id, priority, created_at, seq FROM {messages} AS m
     WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND available_at <= now()
@@ -81,18 +84,22 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), numbered AS (
     SELECT id, row_number() OVER (ORDER BY priority DESC, created_at, seq) AS slot FROM picked
+), claimed AS (
+    UPDATE {messages} AS m SET
+        status = 'processing',
+        lock_token = replace(gen_random_uuid()::text, '-', ''),
+        locked_until = now() + make_interval(secs => coalesce(w.ack_override, m.ack_timeout_seconds)),
+        dequeued_at = now(),
+        attempt_count = m.attempt_count + 1,
+        consumer_id = w.consumer
+    FROM numbered AS n
+    JOIN unnest($3::float8[], $4::text[]) WITH ORDINALITY AS w(ack_override, consumer, slot) ON w.slot = n.slot
+    WHERE m.id = n.id AND m.queue_id = $5
+    RETURNING {columns}, n.slot
 )
-UPDATE {messages} AS m SET
-    status = 'processing',
-    lock_token = replace(gen_random_uuid()::text, '-', ''),
-    locked_until = now() + make_interval(secs => coalesce(w.ack_override, m.ack_timeout_seconds)),
-    dequeued_at = now(),
-    attempt_count = m.attempt_count + 1,
-    consumer_id = w.consumer
-FROM numbered AS n
-JOIN unnest($3::float8[], $4::text[]) WITH ORDINALITY AS w(ack_override, consumer, slot) ON w.slot = n.slot
-WHERE m.id = n.id AND m.queue_id = $5
-RETURNING {columns}, n.slot
+SELECT c.*, q.current
+FROM (SELECT EXISTS (SELECT 1 FROM relay.queues WHERE id = $5 AND name = $1) AS current) AS q
+LEFT JOIN claimed AS c ON true
 
 -- name: ack
 -- $3: NULL, or the queue ids of partitioned ids (prunes to their subtrees).
