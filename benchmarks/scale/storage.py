@@ -11,7 +11,8 @@ the live message table should stop growing: acknowledged rows leave in batches, 
 VACUUM right after each such pass (MAINTENANCE_VACUUM; `--no-maintenance-vacuum` leaves it all to
 autovacuum, naptime 1 min, tuned by migration 0004) makes their space reusable, new rows fill it.
 Every `--sample` seconds it prints the heap and index sizes of relay.messages, live and dead
-tuples, and the maintenance vacuums and autovacuums so far.
+tuples, the maintenance vacuums and autovacuums so far, and the autovacuum ANALYZEs of the
+activity log (whose snapshot keeps dead index entries everywhere in the database).
 It starts a private PostgreSQL cluster with stock settings (autovacuum on) unless `--admin-url`
 names one, since the result depends on autovacuum running.
 """
@@ -35,7 +36,9 @@ from relayq.bench.environment import with_database
 QUEUE = "steady"
 SIZES_SQL = """SELECT pg_relation_size('relay.messages') AS heap, pg_indexes_size('relay.messages') AS indexes,
     s.n_live_tup AS live, s.n_dead_tup AS dead, s.vacuum_count AS vacuums, s.autovacuum_count AS autovacuums,
-    (SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE status = 'acknowledged') AS acknowledged
+    (SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE status = 'acknowledged') AS acknowledged,
+    (SELECT a.autoanalyze_count FROM pg_stat_user_tables a WHERE a.relid = 'relay.activity_log'::regclass)
+        AS log_analyzes
 FROM pg_stat_user_tables s WHERE s.relid = 'relay.messages'::regclass"""
 INDEX_SIZES_SQL = """SELECT c.relname AS name, pg_relation_size(i.indexrelid) AS bytes
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'relay.messages'::regclass ORDER BY 1"""
@@ -83,7 +86,8 @@ async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], 
             elapsed = time.monotonic() - started
             s = await conn.fetchrow(SIZES_SQL)
             row = [f"{elapsed / 60:.1f}", s["heap"] / 2**20, s["indexes"] / 2**20, s["live"], s["dead"],
-                   s["vacuums"], s["autovacuums"], done["enqueued"], done["acked"], int(s["acknowledged"])]
+                   s["vacuums"], s["autovacuums"], done["enqueued"], done["acked"], int(s["acknowledged"]),
+                   s["log_analyzes"]]
             rows.append(row)
             index_sizes.append({r["name"]: r["bytes"] for r in await conn.fetch(INDEX_SIZES_SQL)})
             print("  ".join(str(v if not isinstance(v, float) else round(v, 2)) for v in row), flush=True)
@@ -99,7 +103,8 @@ async def run(
 ) -> dict[str, int]:
     done = {"enqueued": 0, "acked": 0}
     seconds = args.minutes * 60
-    print("minute  heap MiB  index MiB  live  dead  vacuums  autovacuums  enqueued  acked  acked rows kept", flush=True)
+    print("minute  heap MiB  index MiB  live  dead  vacuums  autovacuums  enqueued  acked  acked rows kept  "
+          "log analyzes", flush=True)
     await asyncio.gather(load(api, args.rate, seconds, args.consumers, done),
                          sampler(dsn, args.sample, seconds, done, rows, index_sizes))
     return done
@@ -155,7 +160,7 @@ def main() -> None:
         asyncio.run(_create_database(admin, drop_only=True))
 
     headers = ["minute", "heap MiB", "index MiB", "live rows", "dead rows", "vacuums", "autovacuums", "enqueued", "acked",
-               "acked rows kept"]
+               "acked rows kept", "log analyzes"]
     print_table(f"relay.messages under {args.rate:.0f} msg/s, retention {args.retention_seconds:.0f} s", headers, rows)
     # Steady state starts once rows are old enough for retention and autovacuum (naptime 1 min)
     # has had two chances; from then on the table must not grow.

@@ -13,7 +13,8 @@ CATALOG_SQL = """
 SELECT 'column' AS kind, c.relname || '.' || a.attname AS name,
        format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
        || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
-       || CASE WHEN a.attidentity <> '' THEN ' identity' ELSE '' END AS def
+       || CASE WHEN a.attidentity <> '' THEN ' identity' ELSE '' END
+       || CASE WHEN a.attstattarget >= 0 THEN ' statistics ' || a.attstattarget ELSE '' END AS def
 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE n.nspname = 'relay' AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'u')

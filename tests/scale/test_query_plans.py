@@ -20,6 +20,8 @@ from benchmarks.scale.fill import fill_messages
 from relayq.db.migrate import migrate
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
 from relayq.domain.messages import MESSAGE_COLUMNS
+from relayq.services.activity.store import ENTRY_JSON, ActivityFilter
+from relayq.services.activity.store import FILTER as ACTIVITY_FILTER
 from relayq.services.admin import STATUS_ORDER, MessageFilter, _union
 from relayq.services.maintenance import DELETE_BATCH_SQL
 from relayq.services.queues import (
@@ -202,8 +204,12 @@ async def test_reaper_reads_the_lease_index(conn: asyncpg.Connection, kind: str,
 async def test_retention_batches_read_the_status_index(conn: asyncpg.Connection, kind: str) -> None:
     sql = DELETE_BATCH_SQL.format(table=MESSAGE_TABLES[kind])
     for mode in PLAN_MODES:
+        # One batch is a small slice of the expired history, as with a week of retention (5,000
+        # rows of millions). When the whole table's history is about one batch, the planner may
+        # rather read all of it through the acknowledged index (in heap order since migration
+        # 0010, so cheap to read in full) and sort: as cheap as it thinks, at that size.
         plan = await explain(conn, mode, sql, f"plan_{kind}", "acknowledged",
-                             await conn.fetchval("SELECT now() - interval '1 minute'"), 5000,
+                             await conn.fetchval("SELECT now() - interval '1 minute'"), HISTORY // 16,
                              await queue_id(conn, kind))
         read = await families(conn, plan)
         # Oldest first straight off the per-queue status index (migration 0005 dropped created_at's).
@@ -211,7 +217,7 @@ async def test_retention_batches_read_the_status_index(conn: asyncpg.Connection,
         assert "Seq Scan" not in read, plan
 
 
-ACKNOWLEDGED_INDEX = "btree (acknowledged_at DESC NULLS LAST) WHERE (status = 'acknowledged'::text)"
+ACKNOWLEDGED_INDEX = "btree (acknowledged_at NULLS FIRST) WHERE (status = 'acknowledged'::text)"
 
 
 @pytest.mark.parametrize("queue", ("plan_standard", None))
@@ -276,3 +282,20 @@ async def test_dequeue_cannot_read_the_status_index(conn: asyncpg.Connection, ki
         await tx.rollback()
     read = await families(conn, plan)
     assert not any(f.startswith("btree (queue_name, status, created_at)") for f in read), plan
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+async def test_activity_pages_read_the_time_index_backwards(conn: asyncpg.Connection, mode: str) -> None:
+    """GET /queue/activity's newest-first page comes off activity_log_ts_idx read backwards
+    (ascending since migration 0010, so inserts append at its right edge); no sort of the log."""
+    await conn.execute(
+        """INSERT INTO relay.activity_log (ts, action, message_id, queue, entry)
+        SELECT now() - make_interval(secs => g), 'acknowledge', 's' || g, 'plan_standard', '{}'
+        FROM generate_series(1, 20000) AS g""")
+    await conn.execute("ANALYZE relay.activity_log")
+    sql = (f"SELECT {ENTRY_JSON} AS entry FROM relay.activity_log l WHERE {ACTIVITY_FILTER} "
+           "ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 OFFSET $11")
+    for flt in (ActivityFilter(), ActivityFilter(queue="plan_standard", actions=["acknowledge"])):
+        plan = await explain(conn, mode, sql, *flt.args(), 50, 0)
+        assert [(node, index) for node, index, _ in scans(plan)] == [("Index Scan", "activity_log_ts_idx")], plan
+        assert "'Scan Direction': 'Backward'" in str(plan) and "'Sort'" not in str(plan), plan

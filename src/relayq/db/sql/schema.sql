@@ -81,9 +81,11 @@ CREATE TABLE relay.activity_log (
     anomaly_severity    text,
     entry               jsonb NOT NULL
 );
-CREATE INDEX activity_log_ts_idx ON relay.activity_log (ts DESC, log_id DESC);
+-- Ascending, read backwards by the newest-first listings (migration 0010): new entries go to the
+-- rightmost leaf, reached without a descent and split at the fillfactor instead of 50:50.
+CREATE INDEX activity_log_ts_idx ON relay.activity_log (ts, log_id);
 CREATE INDEX activity_log_message_idx ON relay.activity_log (message_id, ts, log_id);
-CREATE INDEX activity_log_anomaly_idx ON relay.activity_log (ts DESC) WHERE anomaly_type IS NOT NULL;
+CREATE INDEX activity_log_anomaly_idx ON relay.activity_log (ts) WHERE anomaly_type IS NOT NULL;
 
 CREATE TABLE relay.consumer_stats (
     consumer_id         text NOT NULL,
@@ -215,12 +217,14 @@ ALTER TABLE relay.message_counts_unlogged SET (fillfactor = 50, autovacuum_vacuu
 
 -- GET /queue/status lists acknowledged messages newest-acknowledged first. Without this index
 -- that is a sort of every acknowledged row (a million rows of history: about a second).
-CREATE INDEX messages_acknowledged_idx ON relay.messages (acknowledged_at DESC NULLS LAST)
+-- Ascending, read backwards (migration 0010): new entries go to the rightmost leaf, which splits
+-- at the fillfactor instead of 50:50, and retention empties pages from the left end.
+CREATE INDEX messages_acknowledged_idx ON relay.messages (acknowledged_at NULLS FIRST)
     WHERE status = 'acknowledged';
-CREATE INDEX messages_unlogged_acknowledged_idx ON relay.messages_unlogged (acknowledged_at DESC NULLS LAST)
+CREATE INDEX messages_unlogged_acknowledged_idx ON relay.messages_unlogged (acknowledged_at NULLS FIRST)
     WHERE status = 'acknowledged';
 CREATE INDEX messages_partitioned_acknowledged_idx
-    ON relay.messages_partitioned (acknowledged_at DESC NULLS LAST) WHERE status = 'acknowledged';
+    ON relay.messages_partitioned (acknowledged_at NULLS FIRST) WHERE status = 'acknowledged';
 -- Drop the plain created_at indexes of the message tables. Every status change is a non-HOT
 -- update that adds an entry to every index of the table; this one only served the admin
 -- by-time endpoints (GET/DELETE /queue/messages), which can scan. One index less per update is
@@ -256,3 +260,13 @@ BEGIN
     RETURN EXISTS (SELECT 1 FROM relay.queues q WHERE q.id = qid AND q.name = qname);
 END
 $$;
+
+-- Coarse statistics for the activity log, so its ANALYZE samples 3,000 rows instead of 30,000 and
+-- holds its snapshot (which keeps every dead index entry of the database) briefly (migration 0011).
+ALTER TABLE relay.activity_log
+    ALTER COLUMN log_id SET STATISTICS 10, ALTER COLUMN ts SET STATISTICS 10,
+    ALTER COLUMN action SET STATISTICS 10, ALTER COLUMN message_id SET STATISTICS 10,
+    ALTER COLUMN queue SET STATISTICS 10, ALTER COLUMN consumer_id SET STATISTICS 10,
+    ALTER COLUMN anomaly_type SET STATISTICS 10, ALTER COLUMN anomaly_severity SET STATISTICS 10,
+    ALTER COLUMN entry SET STATISTICS 10;
+ALTER TABLE relay.activity_log SET (autovacuum_vacuum_cost_limit = 2000);
