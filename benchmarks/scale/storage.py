@@ -98,6 +98,34 @@ async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], 
         await conn.close()
 
 
+# What else is running, for --trace: autovacuum workers, the maintenance vacuum, long snapshots.
+ACTIVITY_SQL = """SELECT coalesce(string_agg(
+    CASE WHEN backend_type = 'autovacuum worker' THEN query
+         WHEN application_name = 'relayq-maintenance' THEN 'maintenance: ' || query
+         ELSE 'xmin ' || round(extract(epoch FROM now() - xact_start)::numeric, 2) || ' s: ' || left(query, 60) END,
+    '; '), '') FROM pg_stat_activity
+WHERE pid <> pg_backend_pid() AND (backend_type = 'autovacuum worker' OR application_name = 'relayq-maintenance'
+    OR (backend_xmin IS NOT NULL AND now() - xact_start > interval '100 ms'))"""
+
+
+async def tracer(dsn: str, seconds: float) -> None:
+    """Every 0.2 s: print each index whose size changed, with what else ran at that moment."""
+    conn = await asyncpg.connect(dsn)
+    started = time.monotonic()
+    last: dict[str, int] = {}
+    try:
+        while time.monotonic() - started < seconds:
+            sizes = {r["name"]: r["bytes"] // 8192 for r in await conn.fetch(INDEX_SIZES_SQL)}
+            changed = {k: f"{last.get(k, 0)}->{v}" for k, v in sizes.items() if last and v != last.get(k)}
+            if changed:
+                print(f"  trace {time.monotonic() - started:7.1f} s  {changed}  | {await conn.fetchval(ACTIVITY_SQL)}",
+                      flush=True)
+            last = sizes
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def run(
     api: str, dsn: str, args: argparse.Namespace, rows: list[list[Any]], index_sizes: list[dict[str, int]]
 ) -> dict[str, int]:
@@ -106,7 +134,8 @@ async def run(
     print("minute  heap MiB  index MiB  live  dead  vacuums  autovacuums  enqueued  acked  acked rows kept  "
           "log analyzes", flush=True)
     await asyncio.gather(load(api, args.rate, seconds, args.consumers, done),
-                         sampler(dsn, args.sample, seconds, done, rows, index_sizes))
+                         sampler(dsn, args.sample, seconds, done, rows, index_sizes),
+                         *([tracer(dsn, seconds)] if args.trace else []))
     return done
 
 
@@ -139,6 +168,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--no-maintenance-vacuum", action="store_true",
                         help="MAINTENANCE_VACUUM=false: only autovacuum reclaims space (the old behaviour)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every index size change (polled every 0.2 s) with the vacuums and snapshots running")
     parser.add_argument("--admin-url", help="use this cluster instead of a private one (it needs autovacuum on)")
     args = parser.parse_args()
 
