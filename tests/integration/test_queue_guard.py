@@ -12,11 +12,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
+import msgspec
 import pytest
 from asyncpg.transaction import Transaction
 
+from relayq.config import Settings
 from relayq.db.migrate import migrate
 from relayq.db.queries import QUERIES
+from relayq.runtime import Relay
+from relayq.services.messages import NewMessage
 from relayq.services.queues import _lock_queue
 from tests.support.server import fresh_database
 
@@ -111,3 +115,38 @@ async def test_a_delete_waits_for_an_enqueue_in_flight_and_removes_its_messages(
     await tx.commit()
     await deleting
     assert await admin.fetchval("SELECT count(*) FROM relay.messages WHERE queue_id = $1", qid) == 0
+
+
+@pytest.mark.parametrize("action", ["delete", "rename"])
+async def test_a_delete_or_rename_that_deadlocks_with_a_worker_runs_again(
+    guard_dsn: str, conns: list[asyncpg.Connection], action: str
+) -> None:
+    """A worker that holds a message row (a batch ack in flight) and then waits for the queue (an
+    enqueue) deadlocks with a delete or rename that holds the queue and waits for that row.
+    PostgreSQL rolls the delete back; the service runs its transaction again instead of
+    answering 500."""
+    relay = await Relay.start(Settings.from_env(environ={}, dotenv=None), guard_dsn, background=False)
+    try:
+        name = f"deadlock_{action}"
+        await relay.queues.create({"name": name, "queue_type": "standard"})
+        [message] = await relay.messages.enqueue([NewMessage(queue=name, type="t", payload=msgspec.Raw(b"1"))])
+        qid = (await relay.queues.resolve(name)).id
+        worker = conns[1]
+        await worker.execute("SET deadlock_timeout = '10s'")  # the delete, waiting first, is the one to detect it
+        tx = worker.transaction()
+        await tx.start()
+        await worker.execute("SELECT 1 FROM relay.messages WHERE id = $1 FOR UPDATE", message.id)
+        task = asyncio.ensure_future(
+            relay.queues.delete(name, force=True) if action == "delete" else relay.queues.rename(name, name + "_new"))
+        await asyncio.sleep(WAIT)  # it holds the queue's lock now and waits for the row
+        assert not task.done()
+        assert await worker.fetchval("SELECT relay.queue_open($1, $2)", qid, name)  # granted once it rolled back
+        await tx.commit()
+        result = await asyncio.wait_for(task, 10)
+        names = {q["name"] for q in await relay.queues.list()}
+        if action == "delete":
+            assert result == 1 and name not in names
+        else:
+            assert result["name"] == name + "_new" and name not in names
+    finally:
+        await relay.stop()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relayq.config import Settings
-from relayq.db.database import Database, Row, Transaction
+from relayq.db.database import Database, Row, Transaction, run_retrying
 from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
@@ -202,20 +202,28 @@ class QueueService:
         """Delete a queue, its messages, activity and stats; refuses a busy queue unless forced."""
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
-        async with self.db.transaction() as tx:
-            row = await _lock_queue(tx, name)
-            table = MESSAGE_TABLES[row["queue_type"]]
-            if not force:
-                busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
-                if busy:
-                    raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-            deleted = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
-            if row["queue_type"] == "partitioned":
-                await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
-            await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
-            await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
-            await forget_queue_bookkeeping(tx, name)
-            await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
+
+        async def transaction() -> int:
+            async with self.db.transaction() as tx:
+                row = await _lock_queue(tx, name)
+                table = MESSAGE_TABLES[row["queue_type"]]
+                if not force:
+                    busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
+                    if busy:
+                        raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
+                deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
+                if row["queue_type"] == "partitioned":
+                    await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
+                await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
+                await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+                await forget_queue_bookkeeping(tx, name)
+                await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
+                return deleted
+
+        # The delete locks every row of the queue in its own order while workers lock a few in
+        # theirs (a batch ack, a lease taken): a deadlock rolls the whole transaction back, and
+        # it runs again rather than answering 500.
+        deleted = await run_retrying(transaction)
         self.forget(name)
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
                                 context={"deleted_messages": deleted, "force": force}))
@@ -238,27 +246,32 @@ class QueueService:
         """Rename a queue; its messages, activity and stats follow it."""
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
-        async with self.db.transaction() as tx:
-            row = await _lock_queue(tx, name)
-            taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
-            if taken or new_name == name:
-                raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
-            updated = await tx.fetchrow(
-                f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
-                name, new_name,
-            )
-            await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
-            await tx.execute(
-                """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
-                WHERE queue = $1""",
-                name, new_name,
-            )
-            await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
-            await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
+
+        async def transaction() -> Row:
+            async with self.db.transaction() as tx:
+                row = await _lock_queue(tx, name)
+                taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
+                if taken or new_name == name:
+                    raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
+                updated = await tx.fetchrow(
+                    f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
+                    name, new_name,
+                )
+                await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
+                await tx.execute(
+                    """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
+                    WHERE queue = $1""",
+                    name, new_name,
+                )
+                await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
+                await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
+                assert updated is not None  # the queue's row is locked by this transaction
+                return updated
+
+        updated = await run_retrying(transaction)  # deadlocks with workers: as for delete
         self.forget(name)
         self.hub.publish(Change("rename_queue", new_name, consumer_id=ADMIN_CONSUMER,
                                 context={"old_name": name, "new_name": new_name}))
-        assert updated is not None
         counts = await self.counts(new_name)
         return queue_to_wire(updated, counts.get(new_name))
 
