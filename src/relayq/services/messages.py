@@ -350,12 +350,11 @@ class MessageService:
         )
         if rows[0]["slot"] is None:  # nothing claimed: the one row says whether the queue is current
             return [[] if rows[0]["current"] else None for _ in requests]
-        shares: list[list[Mapping[str, Any]] | None] = [[] for _ in requests]
+        shares: list[list[Mapping[str, Any]]] = [[] for _ in requests]
         for row in sorted(rows, key=lambda r: r["slot"]):
-            share = shares[owner[row["slot"] - 1]]
-            assert share is not None
-            share.append(row)
-        return shares
+            shares[owner[row["slot"] - 1]].append(row)
+        claimed: list[list[Mapping[str, Any]] | None] = list(shares)
+        return claimed
 
     # ----- ack ---------------------------------------------------------------------------
     async def ack(self, items: Sequence[tuple[str, str | None]], *, batch: bool = False) -> Settled:
