@@ -99,10 +99,11 @@ async def sampler(dsn: str, every: float, seconds: float, done: dict[str, int], 
 
 
 # What else is running, for --trace: autovacuum workers, the maintenance vacuum, long snapshots.
-ACTIVITY_SQL = """SELECT coalesce(string_agg(
+ACTIVITY_SQL = r"""SELECT coalesce(string_agg(
     CASE WHEN backend_type = 'autovacuum worker' THEN query
-         WHEN application_name = 'relayq-maintenance' THEN 'maintenance: ' || query
-         ELSE 'xmin ' || round(extract(epoch FROM now() - xact_start)::numeric, 2) || ' s: ' || left(query, 60) END,
+         WHEN application_name = 'relayq-maintenance' THEN 'maintenance: ' || left(regexp_replace(query, '\s+', ' ', 'g'), 60)
+         ELSE 'xmin ' || round(extract(epoch FROM now() - xact_start)::numeric, 2) || ' s: '
+              || left(regexp_replace(query, '\s+', ' ', 'g'), 60) END,
     '; '), '') FROM pg_stat_activity
 WHERE pid <> pg_backend_pid() AND (backend_type = 'autovacuum worker' OR application_name = 'relayq-maintenance'
     OR (backend_xmin IS NOT NULL AND now() - xact_start > interval '100 ms'))"""
