@@ -60,8 +60,12 @@ async def counts_match(relay: Relay, table: str, queue: str) -> dict[str, int]:
 
 
 async def age(relay: Relay, table: str, ids: list[str], hours: float) -> None:
+    """Make messages `hours` old: created then, and acknowledged then if they were acknowledged
+    (retention counts an acknowledged message's age from its acknowledgement)."""
     await relay.db.execute(
-        f"UPDATE {table} SET created_at = now() - make_interval(secs => $2) WHERE id = ANY($1::text[])",
+        f"""UPDATE {table} SET created_at = now() - make_interval(secs => $2),
+            acknowledged_at = CASE WHEN acknowledged_at IS NOT NULL THEN now() - make_interval(secs => $2) END
+        WHERE id = ANY($1::text[])""",
         ids, hours * 3600,
     )
 
@@ -69,7 +73,8 @@ async def age(relay: Relay, table: str, ids: list[str], hours: float) -> None:
 async def place(relay: Relay, ids: list[str], at: datetime) -> None:
     """Move partitioned messages to creation time `at` (row movement keeps the counters right)."""
     await relay.db.execute(
-        "UPDATE relay.messages_partitioned SET created_at = $2 WHERE id = ANY($1::text[])", ids, at)
+        """UPDATE relay.messages_partitioned SET created_at = $2,
+            acknowledged_at = CASE WHEN acknowledged_at IS NOT NULL THEN $2::timestamptz END WHERE id = ANY($1::text[])""", ids, at)
 
 
 async def test_retention_deletes_old_finished_messages_in_batches(relay: Relay) -> None:
@@ -92,6 +97,24 @@ async def test_retention_deletes_old_finished_messages_in_batches(relay: Relay) 
     left = {r["id"] for r in await relay.db.fetch("SELECT id FROM relay.messages WHERE queue_name = $1", queue)}
     assert left == set(acked[7:]) | set(queued)  # queued messages are never retention's business
     assert await counts_match(relay, "relay.messages", queue) == {"acknowledged": 3, "queued": 2}
+
+
+async def test_an_acknowledged_message_ages_from_its_acknowledgement(relay: Relay) -> None:
+    """Retention of acknowledged messages reads the per-queue acknowledged index (migration 0012):
+    a message created long ago but acknowledged recently stays; an archived one ages from its
+    creation."""
+    queue = await new_queue(relay, retention_interval="2 hours")
+    acked = await fill(relay, queue, 3, 3)
+    await relay.db.execute(
+        """UPDATE relay.messages SET created_at = now() - interval '5 hours',
+            acknowledged_at = now() - make_interval(hours => (ARRAY[3, 1, 1])[array_position($1::text[], id)]),
+            status = CASE WHEN id = $1[3] THEN 'archived' ELSE status END
+        WHERE id = ANY($1::text[])""", acked)
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert report.deleted[queue] == 2  # acknowledged 3 h ago, and archived (created 5 h ago)
+    left = [r["id"] for r in await relay.db.fetch("SELECT id FROM relay.messages WHERE queue_name = $1", queue)]
+    assert left == [acked[1]]  # created 5 h ago, acknowledged 1 h ago: within retention
+    await counts_match(relay, "relay.messages", queue)
 
 
 async def test_server_default_retention_applies_without_queue_retention(relay: Relay) -> None:

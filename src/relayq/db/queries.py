@@ -19,10 +19,14 @@ MESSAGE_TABLES: dict[StorageKind, str] = {
 
 # "Any status", spelled so the planner can answer it from indexes (table alias `m`). Queued
 # messages are only in messages_dequeue_idx, leased ones in messages_lease_idx (every queue's:
-# it has no queue column, so that part costs the leases in flight), finished ones in
-# messages_status_idx (migration 0008); no index alone covers `queue_name = $1`, but with the
-# three groups named the planner combines them (BitmapOr), in custom and generic plans alike.
-ANY_STATUS = "(m.status = 'queued' OR m.status = 'processing' OR m.status NOT IN ('queued', 'processing'))"
+# it has no queue column, so that part costs the leases in flight), acknowledged ones in
+# messages_acknowledged_idx, dead and archived ones in messages_status_idx (migrations 0008,
+# 0012); no index alone covers `queue_name = $1`, but with the four groups named the planner
+# combines them (BitmapOr), in custom and generic plans alike.
+ANY_STATUS = (
+    "(m.status = 'queued' OR m.status = 'processing' OR m.status = 'acknowledged'"
+    " OR m.status NOT IN ('queued', 'processing', 'acknowledged'))"
+)
 
 # What the activity log and anomaly detectors need from a changed row (no payload: it may be
 # a megabyte, and the hot path should not ship it back).

@@ -135,11 +135,11 @@ class AdminService:
         tables = await self._tables(queue) if include_messages else []
         for status in STATUSES if tables else ():
             if counts[status]:
-                # Across queues, the queued, dead and archived lists read each queue's top 1000
-                # through the per-queue indexes; the acknowledged and processing ones read their
-                # own index, which has no queue column, once.
+                # Across queues, the queued, acknowledged, dead and archived lists read each
+                # queue's top 1000 through the per-queue indexes; the processing one reads the
+                # lease index, which has no queue column, once.
                 source = _union(tables, top=STATUS_ORDER[status],
-                                per_queue=queue is None and status not in ("acknowledged", "processing"))
+                                per_queue=queue is None and status != "processing")
                 lists[status] = await self.db.fetch(
                     f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
                     *MessageFilter(status=status, queue=queue).args(),

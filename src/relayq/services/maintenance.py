@@ -5,7 +5,8 @@ Every `MAINTENANCE_INTERVAL_SECONDS` each server process makes one pass over the
 - **Retention** deletes acknowledged and archived messages older than the queue's
   `retention_interval` (else `ACKNOWLEDGED_RETENTION_HOURS`), `RETENTION_BATCH_SIZE` rows per
   statement, each statement its own short transaction, so no lock is held for long and
-  autovacuum can reuse the space as it goes. Age counts from `created_at`, as partitions do.
+  autovacuum can reuse the space as it goes. An acknowledged message's age counts from its
+  acknowledgement, an archived one's from its creation, as partitions do (migration 0012).
 - **Partitioned queues** get their next `PARTITIONS_AHEAD` time partitions created ahead of
   time, and whole partitions whose time range ended before the retention cut-off are
   dropped. A drop is two steps: DETACH (brief ACCESS EXCLUSIVE lock under a short
@@ -88,14 +89,24 @@ LOCK_NOT_AVAILABLE = "55P03"
 VACUUM_RETRY_SECONDS = 0.2
 VACUUM_LOCK_WAIT_MAX = 10.0
 
-DELETE_BATCH_SQL = """DELETE FROM {table} AS m
-WHERE m.queue_id = $5 AND m.id = ANY(ARRAY(
-    SELECT d.id FROM {table} AS d
-    WHERE d.queue_name = $1 AND d.queue_id = $5 AND d.status = $2 AND d.created_at < $3
-        AND d.status NOT IN ('queued', 'processing')  -- true for $2; tells a generic plan the index applies
-    ORDER BY d.created_at  -- oldest first, straight off messages_status_idx
-    LIMIT $4
+# One retention batch per status, oldest first, each straight off its own index: acknowledged
+# messages by acknowledgement time off messages_acknowledged_idx (queue_name, acknowledged_at),
+# archived ones by creation time off messages_status_idx (migration 0012). The status is a
+# literal, so generic plans know which partial index applies. $2 is the cut-off.
+_DELETE_BATCH = """DELETE FROM {{table}} AS m
+WHERE m.queue_id = $4 AND m.id = ANY(ARRAY(
+    SELECT d.id FROM {{table}} AS d
+    WHERE d.queue_name = $1 AND d.queue_id = $4 AND {where} < $2
+    ORDER BY {order}
+    LIMIT $3
     FOR UPDATE SKIP LOCKED))"""
+DELETE_BATCH_SQL: dict[str, str] = {
+    "acknowledged": _DELETE_BATCH.format(where="d.status = 'acknowledged' AND d.acknowledged_at",
+                                         order="d.acknowledged_at"),
+    "archived": _DELETE_BATCH.format(
+        where="d.status = 'archived' AND d.status NOT IN ('queued', 'processing', 'acknowledged') AND d.created_at",
+        order="d.created_at"),
+}
 
 # Subtract a detached partition's rows from the counters, in the one slot the DELETE trigger
 # would have used; rows of a queue since deleted or renamed were already forgotten.
@@ -202,16 +213,17 @@ class Maintenance:
         # triggers on the parent, which a DELETE aimed at one partition would not fire. Expired
         # partitions are gone by now (_drop_expired), so this finds rows of the default
         # partition and of the one partition that straddles the cut-off.
-        sql = DELETE_BATCH_SQL.format(table=MESSAGE_TABLES[queue.kind])  # type: ignore[index]
+        table = MESSAGE_TABLES[queue.kind]  # type: ignore[index]
         batch = self.settings.retention_batch_size
         for status in RETAINED_STATUSES:
+            sql = DELETE_BATCH_SQL[status].format(table=table)
             for _ in range(MAX_BATCHES_PER_PASS):
                 async with self.db.transaction() as tx:
                     if not await _try_lock(tx, queue.id):
                         report.skipped.append(queue.name)
                         return
                     try:
-                        tag = await tx.execute(sql, queue.name, status, queue.cutoff, batch, queue.id)
+                        tag = await tx.execute(sql, queue.name, queue.cutoff, batch, queue.id)
                     except asyncpg.UndefinedTableError:  # queue deleted meanwhile
                         return
                 deleted = int(tag.rsplit(" ", 1)[-1])

@@ -48,7 +48,7 @@ CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, priority DESC, 
     WHERE status = 'queued';
 CREATE INDEX messages_lease_idx ON relay.messages (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_status_idx ON relay.messages (queue_name, status, created_at)
-    WHERE status NOT IN ('queued', 'processing');  -- finished ones only (migration 0008)
+    WHERE status NOT IN ('queued', 'processing', 'acknowledged');  -- dead and archived (0008, 0012)
 CREATE INDEX messages_created_idx ON relay.messages (created_at);
 CREATE UNIQUE INDEX messages_idempotency_idx ON relay.messages (queue_name, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -65,7 +65,8 @@ CREATE INDEX messages_partitioned_dequeue_idx
 CREATE INDEX messages_partitioned_lease_idx
     ON relay.messages_partitioned (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_partitioned_status_idx
-    ON relay.messages_partitioned (queue_name, status, created_at) WHERE status NOT IN ('queued', 'processing');
+    ON relay.messages_partitioned (queue_name, status, created_at)
+    WHERE status NOT IN ('queued', 'processing', 'acknowledged');
 CREATE INDEX messages_partitioned_created_idx ON relay.messages_partitioned (created_at);
 CREATE INDEX messages_partitioned_idempotency_idx
     ON relay.messages_partitioned (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL;
@@ -218,13 +219,15 @@ ALTER TABLE relay.message_counts_unlogged SET (fillfactor = 50, autovacuum_vacuu
 -- GET /queue/status lists acknowledged messages newest-acknowledged first. Without this index
 -- that is a sort of every acknowledged row (a million rows of history: about a second).
 -- Ascending, read backwards (migration 0010): new entries go to the rightmost leaf, which splits
--- at the fillfactor instead of 50:50, and retention empties pages from the left end.
-CREATE INDEX messages_acknowledged_idx ON relay.messages (acknowledged_at NULLS FIRST)
+-- at the fillfactor instead of 50:50, and retention empties pages from the left end. Per queue
+-- (migration 0012): it also serves retention and the queue-wide statements for acknowledged
+-- messages, which the status index no longer holds.
+CREATE INDEX messages_acknowledged_idx ON relay.messages (queue_name, acknowledged_at NULLS FIRST)
     WHERE status = 'acknowledged';
-CREATE INDEX messages_unlogged_acknowledged_idx ON relay.messages_unlogged (acknowledged_at NULLS FIRST)
-    WHERE status = 'acknowledged';
+CREATE INDEX messages_unlogged_acknowledged_idx
+    ON relay.messages_unlogged (queue_name, acknowledged_at NULLS FIRST) WHERE status = 'acknowledged';
 CREATE INDEX messages_partitioned_acknowledged_idx
-    ON relay.messages_partitioned (acknowledged_at NULLS FIRST) WHERE status = 'acknowledged';
+    ON relay.messages_partitioned (queue_name, acknowledged_at NULLS FIRST) WHERE status = 'acknowledged';
 -- Drop the plain created_at indexes of the message tables. Every status change is a non-HOT
 -- update that adds an entry to every index of the table; this one only served the admin
 -- by-time endpoints (GET/DELETE /queue/messages), which can scan. One index less per update is
