@@ -202,6 +202,16 @@ class Database(QueryRunner):
         async with self._acquire() as conn, conn.transaction():
             yield Transaction(conn, self)
 
+    async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]]) -> T:
+        """`body` inside one transaction, run again from the start when PostgreSQL rolls it back
+        as a deadlock victim (run_retrying), as single statements are: request-path
+        transactions lock rows in their own order while workers lock them in theirs."""
+        async def attempt() -> T:
+            async with self.transaction() as tx:
+                return await body(tx)
+
+        return await run_retrying(attempt)
+
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[asyncpg.Connection]:
         try:

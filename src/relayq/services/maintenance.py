@@ -103,9 +103,7 @@ WHERE m.queue_id = $4 AND m.id = ANY(ARRAY(
 DELETE_BATCH_SQL: dict[str, str] = {
     "acknowledged": _DELETE_BATCH.format(where="d.status = 'acknowledged' AND d.acknowledged_at",
                                          order="d.acknowledged_at"),
-    "archived": _DELETE_BATCH.format(
-        where="d.status = 'archived' AND d.status NOT IN ('queued', 'processing', 'acknowledged') AND d.created_at",
-        order="d.created_at"),
+    "archived": _DELETE_BATCH.format(where="d.status = 'archived' AND d.created_at", order="d.created_at"),
 }
 
 # Subtract a detached partition's rows from the counters, in the one slot the DELETE trigger

@@ -18,7 +18,7 @@ from typing import Annotated, Any, NamedTuple, overload
 import msgspec
 
 from relayq.config import Settings
-from relayq.db.database import Database, run_retrying
+from relayq.db.database import Database, Transaction
 from relayq.db.queries import QUERIES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, storage_of
@@ -197,17 +197,16 @@ class MessageService:
         for index, item in enumerate(items):
             by_kind[refs[item.queue].kind].append(index)
 
-        async def transaction() -> dict[str, int]:
+        async def transaction(tx: Transaction) -> dict[str, int]:  # mixed queue types: all or nothing
             inserted: dict[str, int] = {}
-            async with self.db.transaction() as tx:  # mixed queue types: still all or nothing
-                for kind in sorted(by_kind):  # the same table order in every transaction
-                    indexes = by_kind[kind]
-                    inserted.update(await self._insert_kind(
-                        tx, kind, [items[i] for i in indexes], [ids[i] for i in indexes], refs
-                    ))
+            for kind in sorted(by_kind):  # the same table order in every transaction
+                indexes = by_kind[kind]
+                inserted.update(await self._insert_kind(
+                    tx, kind, [items[i] for i in indexes], [ids[i] for i in indexes], refs
+                ))
             return inserted
 
-        return await run_retrying(transaction)
+        return await self.db.run_in_transaction(transaction)
 
     async def _insert_kind(
         self, runner: Any, kind: StorageKind, items: Sequence[NewMessage], ids: list[str],

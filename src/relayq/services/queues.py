@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relayq.config import Settings
-from relayq.db.database import Database, Row, Transaction, run_retrying
+from relayq.db.database import Database, Row, Transaction
 from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
@@ -50,7 +50,7 @@ COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(pa
 # The exclusive side of relay.queue_open's lock (migration 0009; same keys).
 QUEUE_LOCK_SQL = "SELECT pg_advisory_xact_lock(1919249521, ($1::bigint % 2147483647)::int)"
 
-# A queue's messages whatever their status (ANY_STATUS: the three partial indexes); `{table}` is
+# A queue's messages whatever their status (ANY_STATUS: the four partial indexes); `{table}` is
 # a MESSAGE_TABLES value. tests/scale/test_query_plans.py checks their plans.
 BUSY_SQL = "SELECT count(*) FROM {table} m WHERE m.queue_name = $1 AND (m.status = 'queued' OR m.status = 'processing')"
 DELETE_MESSAGES_SQL = (
@@ -203,27 +203,26 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
 
-        async def transaction() -> int:
-            async with self.db.transaction() as tx:
-                row = await _lock_queue(tx, name)
-                table = MESSAGE_TABLES[row["queue_type"]]
-                if not force:
-                    busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
-                    if busy:
-                        raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-                deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
-                if row["queue_type"] == "partitioned":
-                    await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
-                await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
-                await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
-                await forget_queue_bookkeeping(tx, name)
-                await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
-                return deleted
+        async def transaction(tx: Transaction) -> int:
+            row = await _lock_queue(tx, name)
+            table = MESSAGE_TABLES[row["queue_type"]]
+            if not force:
+                busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
+                if busy:
+                    raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
+            deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
+            if row["queue_type"] == "partitioned":
+                await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
+            await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
+            await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+            await forget_queue_bookkeeping(tx, name)
+            await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
+            return deleted
 
         # The delete locks every row of the queue in its own order while workers lock a few in
         # theirs (a batch ack, a lease taken): a deadlock rolls the whole transaction back, and
         # it runs again rather than answering 500.
-        deleted = await run_retrying(transaction)
+        deleted = await self.db.run_in_transaction(transaction)
         self.forget(name)
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
                                 context={"deleted_messages": deleted, "force": force}))
@@ -247,28 +246,27 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
 
-        async def transaction() -> Row:
-            async with self.db.transaction() as tx:
-                row = await _lock_queue(tx, name)
-                taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
-                if taken or new_name == name:
-                    raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
-                updated = await tx.fetchrow(
-                    f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
-                    name, new_name,
-                )
-                await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
-                await tx.execute(
-                    """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
-                    WHERE queue = $1""",
-                    name, new_name,
-                )
-                await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
-                await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
-                assert updated is not None  # the queue's row is locked by this transaction
-                return updated
+        async def transaction(tx: Transaction) -> Row:
+            row = await _lock_queue(tx, name)
+            taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
+            if taken or new_name == name:
+                raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
+            updated = await tx.fetchrow(
+                f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
+                name, new_name,
+            )
+            await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
+            await tx.execute(
+                """UPDATE relay.activity_log SET queue = $2, entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
+                WHERE queue = $1""",
+                name, new_name,
+            )
+            await tx.execute("UPDATE relay.consumer_stats SET queue = $2 WHERE queue = $1", name, new_name)
+            await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
+            assert updated is not None  # the queue's row is locked by this transaction
+            return updated
 
-        updated = await run_retrying(transaction)  # deadlocks with workers: as for delete
+        updated = await self.db.run_in_transaction(transaction)  # deadlocks with workers: as for delete
         self.forget(name)
         self.hub.publish(Change("rename_queue", new_name, consumer_id=ADMIN_CONSUMER,
                                 context={"old_name": name, "new_name": new_name}))
