@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,12 +37,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     print(f"relay: serving on http://{host}:{port} (dashboard /dashboard, API /api, docs /api/reference)",
           flush=True)
+    # After its graceful shutdown uvicorn raises the captured SIGTERM again for whatever handler it
+    # found; with the default one the process would die by the signal (exit status 143).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "relayq.api.asgi:app", host=host, port=port, workers=args.workers if args.workers > 1 else None,
         loop="uvloop", http="relayq.api.protocol:RelayHttpProtocol", log_level=settings.log_level.lower(), access_log=args.access_log,
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
     return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    """SIGTERM after a graceful shutdown (or before serving started) is a clean stop: exit 0."""
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

@@ -162,6 +162,6 @@ def test_open_streams_do_not_hold_a_graceful_shutdown(database_url: str) -> None
     server = spawn_server(database_url)
     with reading(server.api + "/queue/events"):
         started = time.monotonic()
-        stop_server(server)  # uvicorn re-raises SIGTERM after a clean shutdown: the code is -15
+        assert stop_server(server) == 0
         assert time.monotonic() - started < 5
     assert "Cancel" not in server.log()  # nothing was cut off by the graceful-shutdown timeout

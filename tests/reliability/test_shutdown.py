@@ -55,8 +55,8 @@ def test_sigterm_during_load_completes_in_flight_requests_and_loses_nothing(data
 
     try:
         asyncio.run(main())
-        # uvicorn re-raises the captured SIGTERM after its graceful shutdown, so -SIGTERM is clean too.
-        assert server.process.wait(timeout=60) in (0, -signal.SIGTERM), server.log()
+        # A graceful stop exits 0 (uvicorn re-raises SIGTERM after its shutdown; relay handles it).
+        assert server.process.wait(timeout=60) == 0, server.log()
     finally:
         if server.process.poll() is None:
             server.process.kill()
