@@ -166,10 +166,19 @@ def test_export_and_import(api: httpx.Client, queue: str) -> None:
     assert {m["priority"] for m in restored} == {1, 5} and not {m["id"] for m in restored} & set(ids)
     single = api.post("/queue/import", files={"file": ("one.json", json.dumps({"queue": queue}).encode())})
     assert single.json()["count"] == 1
+    # An absent payload is {}, a null one stays null (API.md: null is a real payload).
+    nulls = [{"queue": queue, "type": "nil", "payload": None}]
+    assert api.post("/queue/import", files={"file": ("n.json", json.dumps(nulls))}).json()["count"] == 1
+    kept = api.get("/queue/main/messages", params={"queueName": queue, "filterType": "nil"}).json()["messages"]
+    assert [m["payload"] for m in kept] == [None]
+    absent = api.get("/queue/main/messages", params={"queueName": queue, "filterType": "default"}).json()["messages"]
+    assert [m["payload"] for m in absent] == [{}]
     assert api.post("/queue/import", files={"file": ("x.json", b"[")}).json()["code"] == "INVALID_JSON"
     assert api.post("/queue/import", data={"file": "not a file"}).status_code == 400
     bad = api.post("/queue/import", files={"file": ("x.json", json.dumps([{"queue": queue}, {"priority": 12}]))})
     assert bad.status_code == 400
+    not_object = api.post("/queue/import", files={"file": ("x.json", json.dumps([{"queue": queue}, 5]))})
+    assert not_object.status_code == 400 and not_object.json()["details"][0]["field"] == "1"
     unknown = api.post("/queue/import", files={"file": ("x.json", json.dumps([{"queue": "nope_q"}]))})
     assert unknown.status_code == 404
     assert api.post("/queue/import", files={"file": ("x.json", b"[]")}).json()["count"] == 0

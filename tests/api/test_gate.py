@@ -40,6 +40,7 @@ def test_health_and_docs(live_server: LiveServer, api: httpx.Client) -> None:
     assert doc["info"]["version"] == "1.0.0" and doc["servers"] == [{"url": "/api"}]
     assert doc["components"]["securitySchemes"]["APIKey"] == {"type": "apiKey", "in": "header", "name": "X-API-KEY"}
     assert "/queue/message/{id}/nack" in doc["paths"] and "/queues/{name}/rename" in doc["paths"]
+    assert "text/html" in doc["paths"]["/reference"]["get"]["responses"]["200"]["content"]  # every endpoint
     assert api.get("/docs").json() == doc
     page = api.get("/reference")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

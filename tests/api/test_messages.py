@@ -95,6 +95,23 @@ def test_validation_errors(api: httpx.Client, queue: str) -> None:
     assert bad.status_code == 400
     assert bad.json() == {"message": "Malformed JSON in request body", "code": "INVALID_JSON"}
     assert api.get("/queue/message", params={"queue": queue, "timeout": "soon"}).status_code == 400
+    # An item of an array body that is not an object is named by its dotted path.
+    not_object = api.post("/queue/batch", json=[{"type": "a", "payload": 1, "queue": queue}, 5])
+    assert not_object.status_code == 400 and not_object.json()["details"][0]["field"] == "1"
+    ack_item = api.post("/queue/ack/batch", json={"acks": [5]})
+    assert ack_item.status_code == 400 and ack_item.json()["details"][0]["field"] == "acks.0"
+    whole = api.post("/queue/ack", json=[5])
+    assert whole.status_code == 400 and whole.json()["details"][0]["field"] == ""
+
+
+def test_head_does_not_dequeue(api: httpx.Client, queue: str) -> None:
+    """A HEAD probe would lease the message and drop it with the body."""
+    message_id = api.post("/queue/message", json={"type": "x", "payload": 1, "queue": queue}).json()["id"]
+    for path, params in (("/queue/message", {"queue": queue}), ("/queue/messages/batch", {"queue": queue, "count": 5})):
+        response = api.head(path, params=params)
+        assert response.status_code == 404, path
+    assert api.head("/queue/metrics").status_code == 200  # other GETs still answer HEAD
+    assert api.get("/queue/message", params={"queue": queue}).json()["id"] == message_id
 
 
 def test_payload_limit(api: httpx.Client, queue: str) -> None:

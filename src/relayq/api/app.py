@@ -19,7 +19,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -92,12 +92,14 @@ def build_routes() -> list[Any]:
     routes: list[Any] = []
     # Literal paths win over {param} paths: /queue/activity/clear before /queue/{queueType}/clear.
     for ep in sorted(REGISTRY, key=lambda e: e.path.count("{")):
-        routes.append(Route("/api" + ep.path, ep.handler, methods=[ep.method]))
+        route = Route("/api" + ep.path, ep.handler, methods=[ep.method])
+        if not ep.head and route.methods is not None:
+            route.methods.discard("HEAD")  # Starlette adds HEAD to every GET route
+        routes.append(route)
     routes.append(Route("/health", _root_health, methods=["GET"]))
     for method, path, handler in ROOT_ROUTES:
         routes.append(Route(path, handler, methods=[method]))
     routes.append(Mount("/api/reference/assets", StaticFiles(directory=_package_path("api", "static", "swagger-ui"))))
-    routes.append(Route("/api/reference", _reference, methods=["GET"]))
     routes.extend(dashboard.routes())
     return routes
 
@@ -106,10 +108,6 @@ async def _root_health(request: Request) -> Response:
     from relayq.api.routes.monitoring import health
 
     return await health(request)
-
-
-async def _reference(request: Request) -> Response:
-    return HTMLResponse(_package_path("api", "static", "reference.html").read_text(encoding="utf-8"))
 
 
 class RelayGate:
@@ -139,6 +137,12 @@ class RelayGate:
         if len(path) > 1 and path.endswith("/") and not path.startswith("/dashboard"):
             path = path.rstrip("/") or "/"
             scope = dict(scope, path=path, raw_path=path.encode())
+        if "\x00" in path:
+            # No queue name or message id holds NUL (PostgreSQL text cannot): a path parameter with
+            # one names nothing, and gets the endpoint's own 404 through a character that cannot
+            # match either, instead of a database error about the byte.
+            path = path.replace("\x00", "\ufffd")
+            scope = dict(scope, path=path)
         headers = {k: v for k, v in scope["headers"]}
         if scope["method"] == "OPTIONS":
             await self._preflight(headers, send)

@@ -43,11 +43,15 @@ def encode_json(content: Any) -> bytes:
 
 
 def decode_json(raw: bytes) -> Any:
-    """Decode a request body; malformed JSON is a 400 INVALID_JSON."""
+    """Decode a request body; malformed JSON is a 400 INVALID_JSON, valid JSON nested deeper than
+    the decoder's limit (Python's recursion limit: nearly 1,000 levels) a 400 VALIDATION_ERROR."""
     try:
         return _decoder.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
+    except msgspec.DecodeError:
         raise RelayError(400, "INVALID_JSON", "Malformed JSON in request body") from None
+    except RecursionError:
+        raise RelayError(400, "VALIDATION_ERROR", "JSON nested too deeply (about 1000 levels)",
+                         details=[{"field": "", "message": "nested too deeply"}]) from None
 
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:
@@ -79,6 +83,10 @@ class Endpoint:
     responses: dict[int, str] = field(default_factory=dict)
     auth: bool = True
     description: str = ""
+    # GET endpoints answer HEAD too, unless the GET changes state (a dequeue leases messages):
+    # a HEAD probe must not take a message and drop it with the body.
+    head: bool = True
+    media_type: str = "application/json"  # of the success responses
 
 
 REGISTRY: list[Endpoint] = []
@@ -89,7 +97,7 @@ ROOT_ROUTES: list[tuple[str, str, Handler]] = []
 def endpoint(
     method: str, path: str, *, summary: str, tag: str, query: Sequence[Field] = (),
     body: Sequence[Field] | None = None, body_kind: str = "object", responses: dict[int, str] | None = None,
-    auth: bool = True, description: str = "",
+    auth: bool = True, description: str = "", head: bool = True, media_type: str = "application/json",
 ) -> Callable[[Handler], Handler]:
     """Register a handler for `method path` (path relative to /api)."""
 
@@ -97,7 +105,7 @@ def endpoint(
         REGISTRY.append(Endpoint(
             method, path, handler, summary, tag, tuple(query), tuple(body) if body is not None else None,
             body_kind if body is not None or body_kind != "object" else "none",
-            responses or {200: "OK"}, auth, description,
+            responses or {200: "OK"}, auth, description, head, media_type,
         ))
         return handler
 

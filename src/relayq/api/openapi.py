@@ -95,7 +95,8 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
                              "content": {"application/json": {"schema": schema}}}
     for status, text in sorted(ep.responses.items()):
         if status < 400:
-            op["responses"][str(status)] = {"description": text, "content": {"application/json": {"schema": {}}}}
+            schema = {} if ep.media_type == "application/json" else {"type": "string"}
+            op["responses"][str(status)] = {"description": text, "content": {ep.media_type: {"schema": schema}}}
         else:
             op["responses"][str(status)] = {"description": text, "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

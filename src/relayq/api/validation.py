@@ -199,8 +199,11 @@ def parse_query(fields: Sequence[Field], params: Mapping[str, str]) -> dict[str,
 
 
 def require_object(body: Any, what: str = "body") -> dict[str, Any]:
-    """Bodies of most endpoints must be JSON objects."""
+    """Bodies of most endpoints, and the items of array bodies, must be JSON objects.
+
+    `what` is "body" for a whole body (its details name no field) or an item's dotted path.
+    """
     if not isinstance(body, dict):
         raise RelayError(400, "VALIDATION_ERROR", f"{what} must be a JSON object",
-                         details=[{"field": "", "message": "must be an object"}])
+                         details=[{"field": "" if what == "body" else what, "message": "must be an object"}])
     return body

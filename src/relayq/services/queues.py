@@ -72,6 +72,11 @@ class QueueRef:
     kind: StorageKind
 
 
+# The longest retention, per unit: 100 years. Larger values would be stored, and then make the
+# maintenance pass's cut-off (now() - interval) fail for every queue at once.
+RETENTION_MAX = {"hour": 876_000, "day": 36_500, "week": 5_200, "month": 1_200}
+
+
 def retention_to_interval(value: str) -> str:
     """Validate `"<n> <unit>"` and return it normalised as a PostgreSQL interval literal."""
     match = RETENTION_RE.match(value)
@@ -81,8 +86,13 @@ def retention_to_interval(value: str) -> str:
             "retention_interval must look like '7 days' (units: hours, days, weeks, months)",
             details=[{"field": "retention_interval", "message": "invalid interval"}],
         )
-    unit = match.group(2).rstrip("s")
-    return f"{int(match.group(1))} {unit}s"
+    count, unit = int(match.group(1)), match.group(2).rstrip("s")
+    if count > RETENTION_MAX[unit]:
+        raise RelayError(
+            400, "VALIDATION_ERROR", "retention_interval must be at most 100 years",
+            details=[{"field": "retention_interval", "message": f"must be at most {RETENTION_MAX[unit]} {unit}s"}],
+        )
+    return f"{count} {unit}s"
 
 
 class QueueService:

@@ -93,7 +93,7 @@ async def export_messages(request: Request) -> Response:
 
 IMPORT_FIELDS = (
     Field("type", "str", default="default"),
-    Field("payload", "any", default={}),
+    Field("payload", "any", default={}, nullable=True),  # absent: {}; null is a payload (API.md)
     Field("queue", "str", default="default", aliases=("queue_name", "queueName")),
     Field("priority", "int", default=0, minimum=0, maximum=9),
     Field("ackTimeout", "int", minimum=0, aliases=("ack_timeout_seconds", "ack_timeout", "custom_ack_timeout")),
@@ -148,8 +148,15 @@ def _ids(items: list[Any], field: str) -> list[str]:
         if not isinstance(value, str):
             raise RelayError(400, "VALIDATION_ERROR", f"{field}.{index} must be an id or an object with an id",
                              details=[{"field": f"{field}.{index}", "message": "must be an id"}])
+        _check_id_text(value, f"{field}.{index}")
         ids.append(value)
     return ids
+
+
+def _check_id_text(value: str, path: str) -> None:
+    if "\x00" in value:  # as for every body string: PostgreSQL text cannot hold NUL
+        raise RelayError(400, "VALIDATION_ERROR", f"{path} must not contain NUL characters",
+                         details=[{"field": path, "message": "must not contain NUL characters"}])
 
 
 @endpoint("POST", "/queue/move", summary="Move messages between statuses", tag="admin", body=MOVE_FIELDS)
@@ -189,6 +196,8 @@ async def delete_messages(request: Request) -> Response:
     if not all(isinstance(i, str) for i in ids):
         raise RelayError(400, "VALIDATION_ERROR", "messageIds must be an array of strings",
                          details=[{"field": "messageIds", "message": "must be an array of strings"}])
+    for index, value in enumerate(ids):
+        _check_id_text(value, f"messageIds.{index}")
     count = await relay(request).admin.delete(ids, bulk=True) if ids else 0
     return ok({"success": True, "deletedCount": count, "message": f"{count} messages deleted successfully"})
 

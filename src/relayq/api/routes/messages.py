@@ -10,11 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relayq.api.http import endpoint, ok, read_body, read_json
-from relayq.api.validation import Field, parse_fields, parse_query, require_object
+from relayq.api.validation import INT32_MAX, Field, parse_fields, parse_query, require_object
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import message_to_wire
 from relayq.runtime import Relay
 from relayq.services.messages import MAX_DELAY_SECONDS, NewMessage, Settled
+
+# A lease given in seconds at dequeue or touch has the bound of the integer lease settings (68
+# years): beyond year 9999 its deadline could be stored but not written back as a date.
+MAX_LEASE_SECONDS = INT32_MAX
 
 ENQUEUE_FIELDS = (
     Field("type", "str", required=True, doc="free-form type used for filtering"),
@@ -34,7 +38,7 @@ DEQUEUE_QUERY = (
     Field("type", "str"),
     Field("consumerId", "str", aliases=("consumer_id",)),
     Field("timeout", "number", default=0, doc="long-poll seconds"),
-    Field("ackTimeout", "number", minimum=0, aliases=("ack_timeout", "ack_timeout_seconds"),
+    Field("ackTimeout", "number", minimum=0, maximum=MAX_LEASE_SECONDS, aliases=("ack_timeout", "ack_timeout_seconds"),
           doc="lease override in seconds; 0 means none"),
 )
 
@@ -53,7 +57,7 @@ NACK_ITEM_FIELDS = (
 )
 TOUCH_FIELDS = (
     Field("lock_token", "str", required=True),
-    Field("extend_seconds", "number", minimum=0, exclusive_minimum=True),
+    Field("extend_seconds", "number", minimum=0, exclusive_minimum=True, maximum=MAX_LEASE_SECONDS),
 )
 
 T = TypeVar("T")
@@ -197,8 +201,12 @@ def _dequeue_args(request: Request) -> dict[str, Any]:
     }
 
 
+NO_HEAD = "`HEAD` gets 404 ROUTE_NOT_FOUND here: a probe must not lease a message and drop it with the body."
+
+
 @endpoint("GET", "/queue/message", summary="Dequeue one message (lease)", tag="messages", query=DEQUEUE_QUERY,
-          responses={200: "the leased message", 404: "NO_MESSAGE or QUEUE_NOT_FOUND"})
+          responses={200: "the leased message", 404: "NO_MESSAGE or QUEUE_NOT_FOUND"}, head=False,
+          description=NO_HEAD)
 async def dequeue(request: Request) -> Response:
     rows = await relay(request).messages.dequeue(count=1, **_dequeue_args(request))
     if not rows:
@@ -210,7 +218,7 @@ BATCH_DEQUEUE_QUERY = (*DEQUEUE_QUERY, Field("count", "int", required=True, mini
 
 
 @endpoint("GET", "/queue/messages/batch", summary="Dequeue up to `count` messages in one statement",
-          tag="messages", query=BATCH_DEQUEUE_QUERY)
+          tag="messages", query=BATCH_DEQUEUE_QUERY, head=False, description=NO_HEAD)
 async def dequeue_batch(request: Request) -> Response:
     count = parse_query(BATCH_DEQUEUE_QUERY[-1:], request.query_params)["count"]
     rows = await relay(request).messages.dequeue(count=count, batch=True, **_dequeue_args(request))

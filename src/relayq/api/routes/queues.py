@@ -24,7 +24,7 @@ CREATE_FIELDS = (
           aliases=("type",)),
     *SETTINGS_FIELDS,
     Field("partition_interval", "choice", choices=("hourly", "daily", "weekly")),
-    Field("retention_interval", "str", doc="'<n> <unit>', unit hour(s), day(s), week(s) or month(s)"),
+    Field("retention_interval", "str", doc="'<n> <unit>', unit hour(s), day(s), week(s) or month(s); at most 100 years"),
 )
 PURGE_STATUSES = ("queued", "processing", "dead", "acknowledged", "archived", "all")
 
