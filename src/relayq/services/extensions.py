@@ -6,6 +6,7 @@ so the core message path never imports them.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import signal
@@ -61,7 +62,12 @@ async def install(relay: Relay) -> None:
             relay.spawn(stats.run(), "stats-flusher")
         relay.spawn(events.listen(), "event-listener")
         relay.spawn(retention.run(), "activity-retention")
-        _on_shutdown_signal(events.close_subscribers)
+
+        def stopping() -> None:
+            events.close_subscribers()
+            relay.waiters.close()
+
+        _on_shutdown_signal(stopping)
 
     async def stop() -> None:
         events.close_subscribers()
@@ -90,21 +96,23 @@ def load_routes() -> None:
 
 
 def _on_shutdown_signal(callback: Callable[[], None]) -> None:
-    """End SSE streams as soon as SIGTERM/SIGINT arrives.
+    """End SSE streams and parked long-polls as soon as SIGTERM/SIGINT arrives.
 
     The server waits for open responses before running the app's shutdown, so without this an
-    open dashboard would hold a graceful shutdown for its whole timeout. The previous handler
-    (uvicorn's) still runs.
+    open dashboard or a parked long-poll would hold a graceful shutdown for its whole timeout.
+    The callback runs as a loop callback (the handler interrupts whatever the loop was doing);
+    the previous handler (uvicorn's) still runs.
     """
     if threading.current_thread() is not threading.main_thread():
         return
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         previous = signal.getsignal(sig)
         if not callable(previous):
             continue
 
         def handler(signum: int, frame: Any, previous: Any = previous) -> None:
-            callback()
+            loop.call_soon_threadsafe(callback)
             previous(signum, frame)
 
         signal.signal(sig, handler)

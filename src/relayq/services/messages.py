@@ -305,7 +305,7 @@ class MessageService:
                     ref = await self.queues.resolve(queue, refresh=True)
                     continue
                 rows = claimed
-                if rows or event is None:
+                if rows or event is None or self.waiters.closing:
                     break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

@@ -21,6 +21,16 @@ class Waiters:
 
     def __init__(self) -> None:
         self._parked: dict[str, list[asyncio.Event]] = defaultdict(list)
+        # Set at shutdown: a graceful stop waits for requests in flight, so a parked long-poll
+        # would hold it for its whole timeout (or be cut off with a 500 by the graceful timeout).
+        self.closing = False
+
+    def close(self) -> None:
+        """Shutdown: wake every parked request; from now on none parks (each answers at once)."""
+        self.closing = True
+        for parked in self._parked.values():
+            for event in parked:
+                event.set()
 
     def arm(self, queue: str) -> asyncio.Event:
         """Park a request before it looks, so a message arriving meanwhile is not missed."""
