@@ -6,7 +6,7 @@
 
 Producers enqueue `--rate` messages a second, one per request; consumers dequeue and ack them
 as they arrive. Retention is short (`--retention-seconds`, default 60, via
-ACKNOWLEDGED_RETENTION_HOURS) and maintenance runs every 10 s, so once rows reach retention age
+ACKNOWLEDGED_RETENTION_HOURS) and maintenance runs every 10 s (`--maintenance-seconds`), so once rows reach retention age
 the live message table should stop growing: acknowledged rows leave in batches, the maintenance
 VACUUM right after each such pass (MAINTENANCE_VACUUM; `--no-maintenance-vacuum` leaves it all to
 autovacuum, naptime 1 min, tuned by migration 0004) makes their space reusable, new rows fill it.
@@ -165,6 +165,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="messages enqueued per second")
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--retention-seconds", type=float, default=60.0)
+    parser.add_argument("--maintenance-seconds", type=float, default=10.0,
+                        help="MAINTENANCE_INTERVAL_SECONDS: retention passes (each followed by the vacuums)")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between size samples")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--no-maintenance-vacuum", action="store_true",
@@ -176,7 +178,7 @@ def main() -> None:
 
     rows: list[list[Any]] = []
     index_sizes: list[dict[str, int]] = []
-    env = {"ACKNOWLEDGED_RETENTION_HOURS": str(args.retention_seconds / 3600), "MAINTENANCE_INTERVAL_SECONDS": "10",
+    env = {"ACKNOWLEDGED_RETENTION_HOURS": str(args.retention_seconds / 3600), "MAINTENANCE_INTERVAL_SECONDS": str(args.maintenance_seconds),
            "MAINTENANCE_VACUUM": "false" if args.no_maintenance_vacuum else "true"}
     cluster = contextlib.nullcontext(args.admin_url) if args.admin_url else private_cluster()
     with cluster as admin:
@@ -193,7 +195,8 @@ def main() -> None:
 
     headers = ["minute", "heap MiB", "index MiB", "live rows", "dead rows", "vacuums", "autovacuums", "enqueued", "acked",
                "acked rows kept", "log analyzes"]
-    print_table(f"relay.messages under {args.rate:.0f} msg/s, retention {args.retention_seconds:.0f} s", headers, rows)
+    print_table(f"relay.messages under {args.rate:.0f} msg/s, retention {args.retention_seconds:g} s, "
+                f"maintenance every {args.maintenance_seconds:g} s", headers, rows)
     # Steady state starts once rows are old enough for retention and autovacuum (naptime 1 min)
     # has had two chances; from then on the table must not grow.
     warm = args.retention_seconds / 60 + 2.0
