@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +16,16 @@ from typing import Any
 import pytest
 
 from relayq.client import Client
-from relayq.client.cli import EXIT_API_ERROR, EXIT_EMPTY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main
-from tests.client.client_support import run_cli, skip_unless_served
+from relayq.client.cli import (
+    EXIT_API_ERROR,
+    EXIT_EMPTY,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    main,
+)
+from tests.client.client_support import cli_env, run_cli, skip_unless_served
 
 
 class CLI:
@@ -170,5 +182,41 @@ def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     assert bad_handler.returncode == EXIT_USAGE and "cannot import" in bad_handler.stderr
     usage = run_cli(relay_url, "dequeue", "--count", "many")
     assert usage.returncode == EXIT_USAGE
+    # Bad input is exit 2, whether the parser knows the limit or only the server does.
+    priority = run_cli(relay_url, "enqueue", '"x"', "-p", "12")
+    assert priority.returncode == EXIT_USAGE and "must be 0 to 9" in priority.stderr
+    count = run_cli(relay_url, "dequeue", "-n", "0")
+    assert count.returncode == EXIT_USAGE and "must be 1 to 1000" in count.stderr
+    long_key = run_cli(relay_url, "enqueue", "1", "--idempotency-key", "k" * 300)
+    assert long_key.returncode == EXIT_USAGE and "VALIDATION_ERROR" in long_key.stderr
     piped = run_cli(relay_url, "enqueue", "-q", "default", "--json", input='{"piped": true}')
     assert piped.returncode == EXIT_OK and json.loads(piped.stdout)["queue"] == "default"
+
+
+@pytest.mark.parametrize("command", [["stats", "--interval", "0.2"], ["tail", "--interval", "0.2"]])
+def test_ctrl_c_stops_a_following_command_with_130(
+    relay_url: str, client: Client, make_queue: Callable[..., str], command: list[str]
+) -> None:
+    queue = make_queue()
+    client.enqueue(1, queue=queue)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relayq.client", *command, "-q", queue],
+        env=cli_env(relay_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A runner started in the background may ignore SIGINT; Ctrl-C must reach the command.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    watchdog = threading.Timer(15, process.kill)  # readline has no timeout of its own
+    watchdog.start()
+    try:
+        assert process.stdout.readline(), "no output before Ctrl-C"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr

@@ -139,17 +139,24 @@ def test_worker_crash_mid_message_returns_it_after_its_lease(
     client.ack(message)
 
 
-def test_sigterm_finishes_the_in_flight_message(
-    relay_url: str, client: Client, make_queue: Callable[..., str], tmp_path: Path
+# SIGTERM is a supervisor's clean stop; Ctrl-C is an interruption (130), as for every command.
+@pytest.mark.parametrize(("sig", "exit_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_finishes_the_in_flight_message(
+    relay_url: str,
+    client: Client,
+    make_queue: Callable[..., str],
+    tmp_path: Path,
+    sig: signal.Signals,
+    exit_code: int,
 ) -> None:
     queue = make_queue(ack_timeout=30)
     client.enqueue({"finish": "me"}, queue=queue)
     client.enqueue({"never": "started"}, queue=queue, priority=0)
     worker = start_worker(relay_url, tmp_path, "slow", queue)
     wait_for_file(tmp_path / "started", worker)
-    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(sig)
     output, _ = worker.communicate(timeout=15)
-    assert worker.returncode == 0, output
+    assert worker.returncode == exit_code, output
     status = client.queue_status(queue)
     assert (status.acknowledged, status.processing, status.queued) == (1, 0, 1), output
 

@@ -5,8 +5,10 @@ They talk to a server over the REST API only, so they work against any Relay dep
 ``register()`` adds them to the main ``relay`` parser; ``main()`` runs them on their own
 (``python -m relayq.client``).
 
-Exit codes: 0 success, 1 the server refused (API error), 2 bad usage or input, 3 the server
-cannot be reached, 4 nothing to dequeue, 130 interrupted.
+Exit codes: 0 success (also ``relay worker`` stopped by SIGTERM), 1 the server refused (API
+error), 2 bad usage or input (refused by the parser, or by the server as VALIDATION_ERROR or
+INVALID_JSON), 3 the server cannot be reached, 4 nothing to dequeue, 130 interrupted by Ctrl-C
+(SIGINT), even when a worker then drained gracefully.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,7 +27,7 @@ from typing import Any
 import msgspec
 
 from relayq.client.client import Client
-from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError
+from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError, ValidationError
 from relayq.client.models import ActivityEntry, Event, Message, Queue
 from relayq.client.output import Progress, clock, print_json, print_table, to_jsonable
 from relayq.client.protocol import DEFAULT_URL
@@ -42,6 +45,30 @@ Command = Callable[[argparse.Namespace], int]
 
 class UsageError(Exception):
     """Bad input from the user (a file that is not JSON, a handler that cannot be imported)."""
+
+
+def _bounded(kind: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` within the API's documented range, else exit 2 before any request."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"{low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_PRIORITY = _bounded(int, 0, 9)
+_BATCH_COUNT = _bounded(int, 1, 1000)
+_POSITIVE_INT = _bounded(int, 1)
+_NON_NEGATIVE_INT = _bounded(int, 0)
+_NON_NEGATIVE = _bounded(float, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,14 +118,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="queues",
         help="queue to consume (repeatable; default: default)",
     )
-    p.add_argument("-c", "--concurrency", type=int, default=1, help="messages handled at once (default 1)")
-    p.add_argument("--batch-size", type=int, help="messages fetched per request (default: concurrency)")
-    p.add_argument("--poll-timeout", type=float, default=5.0, help="long-poll seconds per fetch (default 5)")
-    p.add_argument("--ack-timeout", type=float, help="lease seconds (default: each message's own)")
+    p.add_argument(
+        "-c", "--concurrency", type=_POSITIVE_INT, default=1, help="messages handled at once (default 1)"
+    )
+    p.add_argument(
+        "--batch-size", type=_BATCH_COUNT, help="messages fetched per request (default: concurrency)"
+    )
+    p.add_argument(
+        "--poll-timeout", type=_NON_NEGATIVE, default=5.0, help="long-poll seconds per fetch (default 5)"
+    )
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE, help="lease seconds (default: each message's own)")
     p.add_argument("--type", help="only messages of this type")
     p.add_argument("--consumer-id", help="consumer id recorded on each delivery (default host-pid)")
     p.add_argument(
-        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish in-flight messages on SIGTERM"
+        "--shutdown-timeout",
+        type=_NON_NEGATIVE,
+        default=30.0,
+        help="seconds to finish in-flight messages on SIGTERM",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -110,25 +146,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("payload", nargs="?", help="JSON payload; '-' or omitted reads stdin")
     p.add_argument("-q", "--queue", help="queue (default: default)")
     p.add_argument("-t", "--type", default=None, help="message type (default empty)")
-    p.add_argument("-p", "--priority", type=int, help="0-9, higher first")
-    p.add_argument("--ack-timeout", type=int, help="lease seconds for this message")
-    p.add_argument("--max-attempts", type=int, help="deliveries before the dead-letter state")
-    p.add_argument("--delay", type=float, help="seconds before the message becomes available")
+    p.add_argument("-p", "--priority", type=_PRIORITY, help="0-9, higher first")
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE_INT, help="lease seconds for this message")
+    p.add_argument("--max-attempts", type=_POSITIVE_INT, help="deliveries before the dead-letter state")
+    p.add_argument("--delay", type=_NON_NEGATIVE, help="seconds before the message becomes available")
     p.add_argument("--idempotency-key", help="a repeat with the same key creates nothing")
     p.add_argument("-f", "--file", help="read the payload from this file")
     p.add_argument("--string", action="store_true", help="send the payload text as a JSON string")
     p.add_argument("--batch", metavar="FILE", help="JSON Lines file ('-' for stdin) of messages to enqueue")
     p.add_argument("--payloads", action="store_true", help="with --batch: each line is a bare payload")
     p.add_argument(
-        "--chunk-size", type=int, default=1000, help="with --batch: messages per request (default 1000)"
+        "--chunk-size",
+        type=_BATCH_COUNT,
+        default=1000,
+        help="with --batch: messages per request (default 1000)",
     )
 
     p = add("dequeue", cmd_dequeue, "lease messages (prints them with their lock tokens)")
     p.add_argument("-q", "--queue", help="queue (default: default)")
-    p.add_argument("-n", "--count", type=int, default=1, help="how many (1-1000, default 1)")
-    p.add_argument("-w", "--wait", type=float, default=0.0, help="long-poll seconds (default 0)")
+    p.add_argument("-n", "--count", type=_BATCH_COUNT, default=1, help="how many (1-1000, default 1)")
+    p.add_argument("-w", "--wait", type=_NON_NEGATIVE, default=0.0, help="long-poll seconds (default 0)")
     p.add_argument("-t", "--type", help="only messages of this type")
-    p.add_argument("--ack-timeout", type=float, help="lease seconds")
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE, help="lease seconds")
     p.add_argument("--consumer-id", help="consumer id recorded on the delivery")
     p.add_argument("--ack", action="store_true", help="acknowledge at once (consume)")
 
@@ -140,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("id", help="message id")
     p.add_argument("lock_token", nargs="?", help="lock token from the dequeue")
     p.add_argument("-e", "--error", help="reason, recorded as last_error")
-    p.add_argument("--delay", type=float, help="seconds before the message is available again")
+    p.add_argument("--delay", type=_NON_NEGATIVE, help="seconds before the message is available again")
 
     queues = add("queues", cmd_queues_list, "list and manage queues (default: list)")
     actions = queues.add_subparsers(dest="queues_action", metavar="ACTION")
@@ -165,9 +204,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             p.add_argument("--type", dest="queue_type", choices=["standard", "unlogged", "partitioned"])
             p.add_argument("--partition-interval", choices=["hourly", "daily", "weekly"])
             p.add_argument("--retention", dest="retention_interval", help='e.g. "7 days"')
-        p.add_argument("--ack-timeout", type=int, help="lease seconds")
-        p.add_argument("--max-attempts", type=int, help="deliveries before the dead-letter state")
-        p.add_argument("--retry-delay", type=int, help="base seconds of the retry backoff")
+        p.add_argument("--ack-timeout", type=_POSITIVE_INT, help="lease seconds")
+        p.add_argument("--max-attempts", type=_POSITIVE_INT, help="deliveries before the dead-letter state")
+        p.add_argument("--retry-delay", type=_NON_NEGATIVE_INT, help="base seconds of the retry backoff")
         p.add_argument("--description")
     p = add_action("delete", cmd_queues_delete, "delete a queue and its messages")
     p.add_argument("name")
@@ -183,15 +222,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("stats", cmd_stats, "live table of queue depths and rates (Ctrl-C to stop)")
     p.add_argument("-q", "--queue", action="append", dest="queues", help="only these queues (repeatable)")
-    p.add_argument("-i", "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    p.add_argument(
+        "-i", "--interval", type=_NON_NEGATIVE, default=2.0, help="seconds between refreshes (default 2)"
+    )
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    p.add_argument("--count", type=int, help="stop after this many snapshots")
+    p.add_argument("--count", type=_POSITIVE_INT, help="stop after this many snapshots")
 
     p = add("tail", cmd_tail, "follow the activity log (or, with --events, the live event stream)")
     p.add_argument("-q", "--queue", help="only this queue")
     p.add_argument("-a", "--action", help="only these actions (comma list)")
-    p.add_argument("-n", "--lines", type=int, default=20, help="entries to show first (default 20)")
-    p.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument(
+        "-n", "--lines", type=_NON_NEGATIVE_INT, default=20, help="entries to show first (default 20)"
+    )
+    p.add_argument(
+        "-i", "--interval", type=_NON_NEGATIVE, default=1.0, help="seconds between polls (default 1)"
+    )
     p.add_argument("--events", action="store_true", help="follow Server-Sent Events instead of the log")
     p.add_argument("--no-follow", action="store_true", help="print the last entries and exit")
 
@@ -241,6 +286,10 @@ def _guarded(func: Command) -> Command:
         except UnauthorizedError as exc:
             _error(f"{exc.message} — pass --api-key or set RELAY_API_KEY")
             return EXIT_API_ERROR
+        except ValidationError as exc:
+            # The server found the input invalid (a limit the parser does not know): bad input.
+            _error(f"{exc.message} ({exc.code})")
+            return EXIT_USAGE
         except APIError as exc:
             _error(f"{exc.message} ({exc.code})")
             return EXIT_API_ERROR
@@ -317,7 +366,7 @@ def load_handler(spec: str) -> Handler:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a worker until SIGTERM or Ctrl-C."""
+    """Run a worker until SIGTERM (exit 0) or Ctrl-C (exit 130)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # Set the level explicitly: basicConfig is a no-op when the `relay` entry point configured logging.
     logging.getLogger().setLevel(args.log_level.upper())
@@ -335,7 +384,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
     )
     worker.run()
-    return EXIT_OK
+    # SIGTERM is how supervisors stop a worker: a clean stop. Ctrl-C is an interruption, as for
+    # every other command, even though the worker drained gracefully.
+    return EXIT_INTERRUPTED if worker.stop_signal == signal.SIGINT else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +746,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                     return EXIT_OK
                 time.sleep(args.interval)
         except KeyboardInterrupt:
-            return EXIT_OK
+            return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -780,7 +831,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 if entries:
                     last = int(entries[-1].log_id)
         except KeyboardInterrupt:
-            return EXIT_OK
+            return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------

@@ -163,6 +163,8 @@ class Worker:
         """Messages handled successfully and acked."""
         self.failed = 0
         """Messages whose handler raised (and that were nacked)."""
+        self.stop_signal: signal.Signals | None = None
+        """The first signal that stopped :meth:`run` (``None``: :meth:`stop` or an error)."""
         self._url = url
         self._api_key = api_key
         self._client = client
@@ -204,6 +206,8 @@ class Worker:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         logger.info("received %s, shutting down", sig.name)
+        if self.stop_signal is None:
+            self.stop_signal = sig
         self.stop()
 
     async def run_async(self) -> None:
@@ -211,6 +215,7 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._force = False
+        self.stop_signal = None
         owns_client = self._client is None
         client = self._client or AsyncClient(
             self._url, api_key=self._api_key, pool_size=self.concurrency + len(self.queues) + 4
