@@ -189,6 +189,11 @@ def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     assert count.returncode == EXIT_USAGE and "must be 1 to 1000" in count.stderr
     long_key = run_cli(relay_url, "enqueue", "1", "--idempotency-key", "k" * 300)
     assert long_key.returncode == EXIT_USAGE and "VALIDATION_ERROR" in long_key.stderr
+    empty = run_cli(relay_url, "enqueue", "-q", "default", input="")
+    assert empty.returncode == EXIT_USAGE and "no payload given (stdin is empty)" in empty.stderr
+    garbage = run_cli(relay_url, "import", "-", input="garbage\n")
+    assert garbage.returncode == EXIT_USAGE and "not valid JSON" in garbage.stderr
+    assert "--string" not in garbage.stderr and "JSON array of messages" in garbage.stderr
     piped = run_cli(relay_url, "enqueue", "-q", "default", "--json", input='{"piped": true}')
     assert piped.returncode == EXIT_OK and json.loads(piped.stdout)["queue"] == "default"
 

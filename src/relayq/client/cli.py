@@ -323,11 +323,12 @@ def _wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def _parse_json(text: str, source: str) -> Any:
+def _parse_json(text: str, source: str, hint: str = "") -> Any:
+    """``text`` decoded; a ``UsageError`` naming ``source`` (and ``hint``: what this command expects)."""
     try:
         return msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
-        raise UsageError(f"{source} is not valid JSON ({exc}); use --string to send text") from exc
+        raise UsageError(f"{source} is not valid JSON ({exc})" + (f"; {hint}" if hint else "")) from exc
 
 
 def _read_text(path: str) -> str:
@@ -468,14 +469,20 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             return EXIT_OK
 
         if args.file:
-            text = _read_text(args.file)
+            text, source, place = _read_text(args.file), args.file, args.file
         elif args.payload is None or args.payload == "-":
             if args.payload is None and sys.stdin.isatty():
                 raise UsageError("give a payload, --file, --batch, or pipe the payload on stdin")
-            text = sys.stdin.read()
+            text, source, place = sys.stdin.read(), "the payload on stdin", "stdin"
         else:
-            text = args.payload
-        payload = text.rstrip("\n") if args.string else _parse_json(text, "the payload")
+            text, source, place = args.payload, "the payload", "the argument"
+        if args.string:
+            payload = text.rstrip("\n")
+        elif not text.strip():
+            # Not "not valid JSON (Input data was truncated)": nothing came at all.
+            raise UsageError(f"no payload given ({place} is empty); give a JSON payload, --file or --batch")
+        else:
+            payload = _parse_json(text, source, "use --string to send text")
         result = client.enqueue(
             payload,
             type=args.type or "",
@@ -855,7 +862,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Import messages from a JSON file (an array of messages, as export writes)."""
     content = sys.stdin.buffer.read() if args.file == "-" else _read_bytes(args.file)
-    _parse_json(content.decode("utf-8", "replace"), args.file)  # fail here, clearly, not on the server
+    source = "stdin" if args.file == "-" else args.file
+    if not content.strip():
+        raise UsageError(f"nothing to import ({source} is empty)")
+    # Fail here, clearly, not on the server.
+    _parse_json(
+        content.decode("utf-8", "replace"),
+        source,
+        "expected a JSON array of messages, as relay export writes",
+    )
     with _client(args) as client:
         count = client.import_messages(content)
     if _wants_json(args):
