@@ -225,3 +225,25 @@ def test_ctrl_c_stops_a_following_command_with_130(
         process.kill()
     assert process.returncode == EXIT_INTERRUPTED, stderr
     assert "Traceback" not in stderr
+
+
+def test_connection_options_before_or_after_the_command(
+    relay_url: str, make_queue: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relayq.cli import main as relay_main  # the `relay` entry point, with serve and bench
+
+    name = make_queue()
+    for run in (main, relay_main):
+        capsys.readouterr()
+        assert run(["--url", relay_url, "--json", "queues", "show", name]) == EXIT_OK
+        assert json.loads(capsys.readouterr().out)["name"] == name
+        # Given twice, the option after the command wins.
+        assert run(["--url", "http://127.0.0.1:9", "queues", "list", "--url", relay_url]) == EXIT_OK
+        assert name in capsys.readouterr().out
+        assert run(["--json", "queues", "--url", relay_url]) == EXIT_OK
+        assert name in [q["name"] for q in json.loads(capsys.readouterr().out)]
+    # Server commands do not take them; bench has its own --url, which must not be ignored.
+    with pytest.raises(SystemExit) as refused:
+        relay_main(["--url", relay_url, "bench"])
+    assert refused.value.code == EXIT_USAGE
+    assert "--url before 'bench' is for the client commands" in capsys.readouterr().err

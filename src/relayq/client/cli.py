@@ -95,6 +95,44 @@ def _common_options(*, suppress: bool = False) -> argparse.ArgumentParser:
     return parent
 
 
+_CONNECTION_DEFAULTS: dict[str, Any] = {"url": None, "api_key": None, "json": False}
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--url``, ``--api-key`` and ``--json`` before the command too (``relay --url U queues``).
+
+    They land in ``global_url`` etc. (merged by ``_guarded``), not in ``url``: a command's own
+    option would overwrite them with its default, and a command that does not use them
+    (``serve``, or ``bench`` with its own ``--url``) can refuse them instead of ignoring them.
+    """
+    group = parser.add_argument_group("client commands (these options also work after the command)")
+    group.add_argument(
+        "--url",
+        dest="global_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="server URL (env RELAY_URL)",
+    )
+    group.add_argument(
+        "--api-key",
+        dest="global_api_key",
+        metavar="API_KEY",
+        default=argparse.SUPPRESS,
+        help="API key (env RELAY_API_KEY)",
+    )
+    group.add_argument(
+        "--json", dest="global_json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
+
+
+def _merge_global_options(args: argparse.Namespace) -> None:
+    """An option given after the command wins over the same option given before it."""
+    for name, default in _CONNECTION_DEFAULTS.items():
+        given_before = getattr(args, "global_" + name, default)
+        if getattr(args, name, default) == default:
+            setattr(args, name, given_before)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the client-side commands to the ``relay`` parser; each sets ``func(args) -> int``."""
     common = _common_options()
@@ -106,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser: argparse.ArgumentParser = subparsers.add_parser(
             name, help=help_text, description=help_text, parents=[*parents] or [common]
         )
-        parser.set_defaults(func=_guarded(func))
+        parser.set_defaults(func=_guarded(func), client_command=True)
         return parser
 
     p = add("worker", cmd_worker, "run a handler function over one or more queues")
@@ -258,6 +296,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_parser() -> argparse.ArgumentParser:
     """A ``relay`` parser with only the client-side commands (for ``python -m relayq.client``)."""
     parser = argparse.ArgumentParser(prog="relay", description="Relay Queue client commands")
+    add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(subparsers)
     return parser
@@ -278,6 +317,7 @@ def _guarded(func: Command) -> Command:
     """Turn exceptions into one clear line on stderr and a documented exit code."""
 
     def run(args: argparse.Namespace) -> int:
+        _merge_global_options(args)
         try:
             return func(args)
         except UsageError as exc:
