@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from relayq.client import Client
@@ -107,6 +108,28 @@ def test_enqueue_dequeue_ack_nack(
     assert "no message" in cli("dequeue", "-q", queue, expect=EXIT_EMPTY)
 
 
+def test_json_output_is_what_the_server_sent(
+    cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client
+) -> None:
+    queue = make_queue()
+    client.enqueue_batch([{"type": "j", "payload": {"n": n}} for n in range(2)], queue=queue)
+    done = client.dequeue(queue)
+    assert done is not None
+    client.ack(done)
+    # Timestamps keep the server's text ("...55.613Z", not "...55.613000Z"); no field is dropped
+    # (acknowledged_count, archived_count, ...).
+    shown = cli.json("queues", "show", queue)
+    assert shown == api.get(f"/queues/{queue}").json() and shown["acknowledged_count"] == 1
+    assert client.get_queue(queue).acknowledged_count == 1  # the model has the count too
+    [listed] = [q for q in cli.json("queues") if q["name"] == queue]
+    [sent] = [q for q in api.get("/queues").json()["queues"] if q["name"] == queue]
+    assert listed == sent
+    [leased] = cli.json_lines("dequeue", "-q", queue)
+    exported = api.get("/queue/processing/export", params={"queueName": queue}).json()
+    assert [leased] == exported and leased["locked_until"]
+    assert json.loads(cli("export", "processing", "-q", queue)) == exported
+
+
 def test_enqueue_batch_from_jsonl(
     cli: CLI, client: Client, make_queue: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -155,7 +178,7 @@ def test_stats_tail_export_import(
     assert client.get_queue(target).message_count == 3
 
 
-def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
+def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client) -> None:
     skip_unless_served(lambda: client.activity(limit=1))
     queue = make_queue()
     client.enqueue(1, queue=queue)
@@ -169,6 +192,8 @@ def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
             break
         time.sleep(0.1)
     assert {"enqueue", "dequeue", "acknowledge"} <= {e["action"] for e in entries}
+    logs = api.get("/queue/activity", params={"queue_name": queue, "limit": 50}).json()["logs"]
+    assert entries == sorted(logs, key=lambda e: int(e["log_id"]))  # every field, as the server sent it
     assert "acknowledge" in cli("tail", "--no-follow", "-q", queue, "--action", "acknowledge")
 
 

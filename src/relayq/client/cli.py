@@ -22,15 +22,16 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from relayq.client import protocol
 from relayq.client.client import Client
 from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError, ValidationError
 from relayq.client.models import ActivityEntry, Event, Message, Queue
 from relayq.client.output import Progress, clock, print_json, print_table, to_jsonable
-from relayq.client.protocol import DEFAULT_URL
+from relayq.client.protocol import DEFAULT_URL, Call, Response
 from relayq.client.worker import Handler, Worker
 
 EXIT_OK = 0
@@ -41,6 +42,7 @@ EXIT_EMPTY = 4
 EXIT_INTERRUPTED = 130
 
 Command = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -363,6 +365,27 @@ def _wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
+def _as_sent(client: Client, call: Call[T], field: str | None = None) -> tuple[T, msgspec.Raw]:
+    """``call``'s typed result, and the JSON the server sent (its ``field``) for ``--json``.
+
+    ``--json`` prints the server's JSON as sent, not the typed result encoded again: that would
+    rewrite its timestamps (``.613Z`` as ``.613000Z``) and drop the fields the models leave out.
+    """
+
+    def parse(response: Response) -> tuple[T, msgspec.Raw]:
+        result = call.parse(response)  # raises the API error first
+        if field is None:
+            return result, msgspec.Raw(response.body)
+        return result, msgspec.json.decode(response.body, type=dict[str, msgspec.Raw])[field]
+
+    return client.execute(Call(call.request, parse))
+
+
+def _items(array: msgspec.Raw) -> list[msgspec.Raw]:
+    """The elements of a JSON array, each as sent."""
+    return msgspec.json.decode(array, type=list[msgspec.Raw])
+
+
 def _parse_json(text: str, source: str, hint: str = "") -> Any:
     """``text`` decoded; a ``UsageError`` naming ``source`` (and ``hint``: what this command expects)."""
     try:
@@ -567,17 +590,20 @@ def cmd_dequeue(args: argparse.Namespace) -> int:
             "ack_timeout": args.ack_timeout,
         }
         if args.count == 1:
-            message = client.dequeue(args.queue, **options)
-            messages = [message] if message is not None else []
+            message, sent = _as_sent(client, protocol.dequeue(args.queue, **options))
+            messages, sent_messages = ([message], [sent]) if message is not None else ([], [])
         else:
-            messages = client.dequeue_batch(args.count, args.queue, **options)
+            messages, sent = _as_sent(
+                client, protocol.dequeue_batch(args.count, args.queue, **options), "messages"
+            )
+            sent_messages = _items(sent)
         if args.ack and messages:
             result = client.ack_batch(messages)
             for failure in result.failed:
                 _error(f"ack of {failure.id} failed: {failure.error} ({failure.code})")
         if _wants_json(args):
-            for message in messages:
-                print_json(message)
+            for sent in sent_messages:
+                print_json(sent)
         elif messages:
             _print_messages(messages)
         else:
@@ -630,9 +656,10 @@ def _print_queues(queues: list[Queue]) -> None:
     )
 
 
-def _show_queue(args: argparse.Namespace, queue: Queue, note: str = "") -> int:
+def _show_queue(args: argparse.Namespace, answer: tuple[Queue, msgspec.Raw], note: str = "") -> int:
+    queue, sent = answer
     if _wants_json(args):
-        print_json(queue)
+        print_json(sent)
     else:
         if note:
             print(note)
@@ -643,9 +670,9 @@ def _show_queue(args: argparse.Namespace, queue: Queue, note: str = "") -> int:
 def cmd_queues_list(args: argparse.Namespace) -> int:
     """List queues with their counts."""
     with _client(args) as client:
-        queues = client.list_queues()
+        queues, sent = _as_sent(client, protocol.list_queues(), "queues")
     if _wants_json(args):
-        print_json(queues)
+        print_json(sent)
     else:
         _print_queues(queues)
     return EXIT_OK
@@ -654,13 +681,13 @@ def cmd_queues_list(args: argparse.Namespace) -> int:
 def cmd_queues_show(args: argparse.Namespace) -> int:
     """Show one queue."""
     with _client(args) as client:
-        return _show_queue(args, client.get_queue(args.name))
+        return _show_queue(args, _as_sent(client, protocol.get_queue(args.name)))
 
 
 def cmd_queues_create(args: argparse.Namespace) -> int:
     """Create a queue."""
     with _client(args) as client:
-        queue = client.create_queue(
+        call = protocol.create_queue(
             args.name,
             queue_type=args.queue_type,
             ack_timeout=args.ack_timeout,
@@ -670,20 +697,22 @@ def cmd_queues_create(args: argparse.Namespace) -> int:
             retention_interval=args.retention_interval,
             description=args.description,
         )
-        return _show_queue(args, queue, f"created queue {queue.name}")
+        answer = _as_sent(client, call, "queue")
+        return _show_queue(args, answer, f"created queue {answer[0].name}")
 
 
 def cmd_queues_update(args: argparse.Namespace) -> int:
     """Change a queue's settings."""
     with _client(args) as client:
-        queue = client.update_queue(
+        call = protocol.update_queue(
             args.name,
             ack_timeout=args.ack_timeout,
             max_attempts=args.max_attempts,
             retry_delay=args.retry_delay,
             description=args.description,
         )
-        return _show_queue(args, queue, f"updated queue {queue.name}")
+        answer = _as_sent(client, call, "queue")
+        return _show_queue(args, answer, f"updated queue {answer[0].name}")
 
 
 def cmd_queues_delete(args: argparse.Namespace) -> int:
@@ -711,8 +740,8 @@ def cmd_queues_purge(args: argparse.Namespace) -> int:
 def cmd_queues_rename(args: argparse.Namespace) -> int:
     """Rename a queue."""
     with _client(args) as client:
-        queue = client.rename_queue(args.name, args.new_name)
-        return _show_queue(args, queue, f"renamed {args.name} to {queue.name}")
+        answer = _as_sent(client, protocol.rename_queue(args.name, args.new_name), "queue")
+        return _show_queue(args, answer, f"renamed {args.name} to {answer[0].name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -832,18 +861,33 @@ def _event_line(event: Event) -> str:
     return "  ".join(parts)
 
 
-def _new_entries(client: Client, args: argparse.Namespace, after: int) -> list[ActivityEntry]:
+SentEntry = tuple[ActivityEntry, msgspec.Raw]
+"""An activity entry, typed for the text line and as sent for ``--json``."""
+
+
+def _activity_page(client: Client, args: argparse.Namespace, limit: int, offset: int = 0) -> list[SentEntry]:
+    """A page of the activity log (newest first) matching the command's filters."""
+    call = protocol.activity(queue=args.queue, action=args.action, limit=limit, offset=offset)
+    page, sent = _as_sent(client, call, "logs")
+    return list(zip(page.logs, _items(sent), strict=True))
+
+
+def _log_id(entry: SentEntry) -> int:
+    return int(entry[0].log_id)
+
+
+def _new_entries(client: Client, args: argparse.Namespace, after: int) -> list[SentEntry]:
     """Entries with a log id above ``after``, oldest first (pages back until it finds ``after``)."""
-    collected: list[ActivityEntry] = []
+    collected: list[SentEntry] = []
     offset = 0
     for _ in range(20):
-        page = client.activity(queue=args.queue, action=args.action, limit=500, offset=offset)
-        fresh = [e for e in page.logs if int(e.log_id) > after]
+        page = _activity_page(client, args, 500, offset)
+        fresh = [e for e in page if _log_id(e) > after]
         collected.extend(fresh)
-        if len(fresh) < len(page.logs) or len(page.logs) < 500:
+        if len(fresh) < len(page) or len(page) < 500:
             break
         offset += 500
-    return sorted(collected, key=lambda e: int(e.log_id))
+    return sorted(collected, key=_log_id)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -862,13 +906,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     else:
                         print(_event_line(event), flush=True)
                 return EXIT_OK
-            page = client.activity(queue=args.queue, action=args.action, limit=max(1, min(args.lines, 1000)))
-            entries = sorted(page.logs, key=lambda e: int(e.log_id))[-args.lines :] if args.lines > 0 else []
-            last = max((int(e.log_id) for e in page.logs), default=0)
+            page = _activity_page(client, args, max(1, min(args.lines, 1000)))
+            entries = sorted(page, key=_log_id)[-args.lines :] if args.lines > 0 else []
+            last = max((_log_id(e) for e in page), default=0)
             while True:
-                for entry in entries:
+                for entry, sent in entries:
                     if emit_json:
-                        print_json(entry)
+                        print_json(sent)
                     else:
                         print(_activity_line(entry), flush=True)
                 if args.no_follow:
@@ -876,7 +920,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 time.sleep(args.interval)
                 entries = _new_entries(client, args, last)
                 if entries:
-                    last = int(entries[-1].log_id)
+                    last = _log_id(entries[-1])
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
 
@@ -888,8 +932,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every message of one status as a JSON array (the server's export format)."""
     with _client(args) as client:
-        messages = client.export_messages(args.status, queue=args.queue, type=args.type)
-    data = msgspec.json.format(msgspec.json.encode(to_jsonable(messages)), indent=2) + b"\n"
+        messages, sent = _as_sent(
+            client, protocol.export_messages(args.status, queue=args.queue, type=args.type)
+        )
+    data = msgspec.json.format(sent, indent=2) + b"\n"  # the server's file, re-spaced at most
     if args.output and args.output != "-":
         Path(args.output).write_bytes(data)
         print(f"exported {len(messages)} messages to {args.output}", file=sys.stderr)
