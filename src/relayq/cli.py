@@ -107,13 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
         except ImportError:
             continue
         registrar.register(sub)
+        if hasattr(registrar, "add_global_options"):
+            registrar.add_global_options(parser)  # `relay --url U queues` as well as `relay queues --url U`
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `relay` command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # The client's --url, --api-key and --json before the command (global_*) mean nothing to
+    # serve, migrate or bench; refuse them rather than ignore them (bench has its own --url).
+    misplaced = ["--" + name[7:].replace("_", "-") for name in vars(args) if name.startswith("global_")]
+    if misplaced and not getattr(args, "client_command", False):
+        parser.error(f"{', '.join(misplaced)} before {args.command!r} is for the client commands; "
+                     f"see relay {args.command} --help")
     try:
         code: int = args.func(args)
     except ConfigError as exc:

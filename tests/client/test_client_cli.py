@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from relayq.client import Client
-from relayq.client.cli import EXIT_API_ERROR, EXIT_EMPTY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, main
-from tests.client.client_support import run_cli, skip_unless_served
+from relayq.client.cli import (
+    EXIT_API_ERROR,
+    EXIT_EMPTY,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    main,
+)
+from tests.client.client_support import cli_env, run_cli, skip_unless_served
 
 
 class CLI:
@@ -95,6 +108,28 @@ def test_enqueue_dequeue_ack_nack(
     assert "no message" in cli("dequeue", "-q", queue, expect=EXIT_EMPTY)
 
 
+def test_json_output_is_what_the_server_sent(
+    cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client
+) -> None:
+    queue = make_queue()
+    client.enqueue_batch([{"type": "j", "payload": {"n": n}} for n in range(2)], queue=queue)
+    done = client.dequeue(queue)
+    assert done is not None
+    client.ack(done)
+    # Timestamps keep the server's text ("...55.613Z", not "...55.613000Z"); no field is dropped
+    # (acknowledged_count, archived_count, ...).
+    shown = cli.json("queues", "show", queue)
+    assert shown == api.get(f"/queues/{queue}").json() and shown["acknowledged_count"] == 1
+    assert client.get_queue(queue).acknowledged_count == 1  # the model has the count too
+    [listed] = [q for q in cli.json("queues") if q["name"] == queue]
+    [sent] = [q for q in api.get("/queues").json()["queues"] if q["name"] == queue]
+    assert listed == sent
+    [leased] = cli.json_lines("dequeue", "-q", queue)
+    exported = api.get("/queue/processing/export", params={"queueName": queue}).json()
+    assert [leased] == exported and leased["locked_until"]
+    assert json.loads(cli("export", "processing", "-q", queue)) == exported
+
+
 def test_enqueue_batch_from_jsonl(
     cli: CLI, client: Client, make_queue: Callable[..., str], tmp_path: Path
 ) -> None:
@@ -143,7 +178,7 @@ def test_stats_tail_export_import(
     assert client.get_queue(target).message_count == 3
 
 
-def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
+def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client) -> None:
     skip_unless_served(lambda: client.activity(limit=1))
     queue = make_queue()
     client.enqueue(1, queue=queue)
@@ -157,6 +192,8 @@ def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str]) -> None:
             break
         time.sleep(0.1)
     assert {"enqueue", "dequeue", "acknowledge"} <= {e["action"] for e in entries}
+    logs = api.get("/queue/activity", params={"queue_name": queue, "limit": 50}).json()["logs"]
+    assert entries == sorted(logs, key=lambda e: int(e["log_id"]))  # every field, as the server sent it
     assert "acknowledge" in cli("tail", "--no-follow", "-q", queue, "--action", "acknowledge")
 
 
@@ -170,5 +207,68 @@ def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     assert bad_handler.returncode == EXIT_USAGE and "cannot import" in bad_handler.stderr
     usage = run_cli(relay_url, "dequeue", "--count", "many")
     assert usage.returncode == EXIT_USAGE
+    # Bad input is exit 2, whether the parser knows the limit or only the server does.
+    priority = run_cli(relay_url, "enqueue", '"x"', "-p", "12")
+    assert priority.returncode == EXIT_USAGE and "must be 0 to 9" in priority.stderr
+    count = run_cli(relay_url, "dequeue", "-n", "0")
+    assert count.returncode == EXIT_USAGE and "must be 1 to 1000" in count.stderr
+    long_key = run_cli(relay_url, "enqueue", "1", "--idempotency-key", "k" * 300)
+    assert long_key.returncode == EXIT_USAGE and "VALIDATION_ERROR" in long_key.stderr
+    empty = run_cli(relay_url, "enqueue", "-q", "default", input="")
+    assert empty.returncode == EXIT_USAGE and "no payload given (stdin is empty)" in empty.stderr
+    garbage = run_cli(relay_url, "import", "-", input="garbage\n")
+    assert garbage.returncode == EXIT_USAGE and "not valid JSON" in garbage.stderr
+    assert "--string" not in garbage.stderr and "JSON array of messages" in garbage.stderr
     piped = run_cli(relay_url, "enqueue", "-q", "default", "--json", input='{"piped": true}')
     assert piped.returncode == EXIT_OK and json.loads(piped.stdout)["queue"] == "default"
+
+
+@pytest.mark.parametrize("command", [["stats", "--interval", "0.2"], ["tail", "--interval", "0.2"]])
+def test_ctrl_c_stops_a_following_command_with_130(
+    relay_url: str, client: Client, make_queue: Callable[..., str], command: list[str]
+) -> None:
+    queue = make_queue()
+    client.enqueue(1, queue=queue)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relayq.client", *command, "-q", queue],
+        env=cli_env(relay_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A runner started in the background may ignore SIGINT; Ctrl-C must reach the command.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    watchdog = threading.Timer(15, process.kill)  # readline has no timeout of its own
+    watchdog.start()
+    try:
+        assert process.stdout.readline(), "no output before Ctrl-C"
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == EXIT_INTERRUPTED, stderr
+    assert "Traceback" not in stderr
+
+
+def test_connection_options_before_or_after_the_command(
+    relay_url: str, make_queue: Callable[..., str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from relayq.cli import main as relay_main  # the `relay` entry point, with serve and bench
+
+    name = make_queue()
+    for run in (main, relay_main):
+        capsys.readouterr()
+        assert run(["--url", relay_url, "--json", "queues", "show", name]) == EXIT_OK
+        assert json.loads(capsys.readouterr().out)["name"] == name
+        # Given twice, the option after the command wins.
+        assert run(["--url", "http://127.0.0.1:9", "queues", "list", "--url", relay_url]) == EXIT_OK
+        assert name in capsys.readouterr().out
+        assert run(["--json", "queues", "--url", relay_url]) == EXIT_OK
+        assert name in [q["name"] for q in json.loads(capsys.readouterr().out)]
+    # Server commands do not take them; bench has its own --url, which must not be ignored.
+    with pytest.raises(SystemExit) as refused:
+        relay_main(["--url", relay_url, "bench"])
+    assert refused.value.code == EXIT_USAGE
+    assert "--url before 'bench' is for the client commands" in capsys.readouterr().err

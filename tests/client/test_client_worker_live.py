@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import relayq.client as relay
 from relayq.client import AsyncClient, Client, Worker
 from tests.client.client_support import cli_env
@@ -85,7 +87,9 @@ async def test_handler_longer_than_the_ack_timeout_keeps_its_lease(
     assert done.attempt_count == 1  # delivered once, never reclaimed
 
 
-def start_worker(relay_url: str, tmp_path: Path, handler: str, queue: str) -> subprocess.Popen[str]:
+def start_worker(
+    relay_url: str, tmp_path: Path, handler: str, queue: str, *options: str
+) -> subprocess.Popen[str]:
     (tmp_path / "handlers.py").write_text(HANDLERS)
     return subprocess.Popen(
         [
@@ -98,6 +102,7 @@ def start_worker(relay_url: str, tmp_path: Path, handler: str, queue: str) -> su
             queue,
             "--poll-timeout",
             "1",
+            *options,
         ],
         cwd=tmp_path,
         env=cli_env(relay_url, MARKER=str(tmp_path / "started")),
@@ -134,16 +139,54 @@ def test_worker_crash_mid_message_returns_it_after_its_lease(
     client.ack(message)
 
 
-def test_sigterm_finishes_the_in_flight_message(
-    relay_url: str, client: Client, make_queue: Callable[..., str], tmp_path: Path
+# SIGTERM is a supervisor's clean stop; Ctrl-C is an interruption (130), as for every command.
+@pytest.mark.parametrize(("sig", "exit_code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_a_signal_finishes_the_in_flight_message(
+    relay_url: str,
+    client: Client,
+    make_queue: Callable[..., str],
+    tmp_path: Path,
+    sig: signal.Signals,
+    exit_code: int,
 ) -> None:
     queue = make_queue(ack_timeout=30)
     client.enqueue({"finish": "me"}, queue=queue)
     client.enqueue({"never": "started"}, queue=queue, priority=0)
     worker = start_worker(relay_url, tmp_path, "slow", queue)
     wait_for_file(tmp_path / "started", worker)
-    worker.send_signal(signal.SIGTERM)
+    worker.send_signal(sig)
     output, _ = worker.communicate(timeout=15)
-    assert worker.returncode == 0, output
+    assert worker.returncode == exit_code, output
     status = client.queue_status(queue)
     assert (status.acknowledged, status.processing, status.queued) == (1, 0, 1), output
+
+
+@pytest.mark.parametrize(("signals", "shutdown_timeout"), [(1, "1"), (2, "30")])
+def test_sigterm_exits_promptly_while_an_abandoned_sync_handler_runs(
+    relay_url: str,
+    client: Client,
+    make_queue: Callable[..., str],
+    tmp_path: Path,
+    signals: int,
+    shutdown_timeout: str,
+) -> None:
+    queue = make_queue(ack_timeout=30)
+    added = client.enqueue({"hang": "forever"}, queue=queue)
+    worker = start_worker(relay_url, tmp_path, "hang", queue, "--shutdown-timeout", shutdown_timeout)
+    wait_for_file(tmp_path / "started", worker)
+    signalled = time.monotonic()
+    for _ in range(signals):  # a second signal releases the message without waiting
+        worker.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    try:
+        output, _ = worker.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        raise AssertionError(f"worker still running:\n{worker.communicate()[0]}") from None
+    # The handler sleeps 60 s in its thread; the process must not wait for it.
+    assert time.monotonic() - signalled < 6, output
+    assert worker.returncode == 0, output
+    released = client.dequeue(queue)  # the lease was 30 s: only the release makes it available
+    assert released is not None and released.id == added.id, output
+    assert released.last_error == "Worker shut down before the handler finished"
+    client.ack(released)

@@ -5,8 +5,10 @@ They talk to a server over the REST API only, so they work against any Relay dep
 ``register()`` adds them to the main ``relay`` parser; ``main()`` runs them on their own
 (``python -m relayq.client``).
 
-Exit codes: 0 success, 1 the server refused (API error), 2 bad usage or input, 3 the server
-cannot be reached, 4 nothing to dequeue, 130 interrupted.
+Exit codes: 0 success (also ``relay worker`` stopped by SIGTERM), 1 the server refused (API
+error), 2 bad usage or input (refused by the parser, or by the server as VALIDATION_ERROR or
+INVALID_JSON), 3 the server cannot be reached, 4 nothing to dequeue, 130 interrupted by Ctrl-C
+(SIGINT), even when a worker then drained gracefully.
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
+from relayq.client import protocol
 from relayq.client.client import Client
-from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError
+from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError, ValidationError
 from relayq.client.models import ActivityEntry, Event, Message, Queue
 from relayq.client.output import Progress, clock, print_json, print_table, to_jsonable
-from relayq.client.protocol import DEFAULT_URL
+from relayq.client.protocol import DEFAULT_URL, Call, Response
 from relayq.client.worker import Handler, Worker
 
 EXIT_OK = 0
@@ -38,10 +42,35 @@ EXIT_EMPTY = 4
 EXIT_INTERRUPTED = 130
 
 Command = Callable[[argparse.Namespace], int]
+T = TypeVar("T")
 
 
 class UsageError(Exception):
     """Bad input from the user (a file that is not JSON, a handler that cannot be imported)."""
+
+
+def _bounded(kind: Callable[[str], float], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` within the API's documented range, else exit 2 before any request."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"{low:g} to {high:g}" if high is not None else f"at least {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_PRIORITY = _bounded(int, 0, 9)
+_BATCH_COUNT = _bounded(int, 1, 1000)
+_POSITIVE_INT = _bounded(int, 1)
+_NON_NEGATIVE_INT = _bounded(int, 0)
+_NON_NEGATIVE = _bounded(float, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,6 +97,44 @@ def _common_options(*, suppress: bool = False) -> argparse.ArgumentParser:
     return parent
 
 
+_CONNECTION_DEFAULTS: dict[str, Any] = {"url": None, "api_key": None, "json": False}
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--url``, ``--api-key`` and ``--json`` before the command too (``relay --url U queues``).
+
+    They land in ``global_url`` etc. (merged by ``_guarded``), not in ``url``: a command's own
+    option would overwrite them with its default, and a command that does not use them
+    (``serve``, or ``bench`` with its own ``--url``) can refuse them instead of ignoring them.
+    """
+    group = parser.add_argument_group("client commands (these options also work after the command)")
+    group.add_argument(
+        "--url",
+        dest="global_url",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="server URL (env RELAY_URL)",
+    )
+    group.add_argument(
+        "--api-key",
+        dest="global_api_key",
+        metavar="API_KEY",
+        default=argparse.SUPPRESS,
+        help="API key (env RELAY_API_KEY)",
+    )
+    group.add_argument(
+        "--json", dest="global_json", action="store_true", default=argparse.SUPPRESS, help="JSON output"
+    )
+
+
+def _merge_global_options(args: argparse.Namespace) -> None:
+    """An option given after the command wins over the same option given before it."""
+    for name, default in _CONNECTION_DEFAULTS.items():
+        given_before = getattr(args, "global_" + name, default)
+        if getattr(args, name, default) == default:
+            setattr(args, name, given_before)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the client-side commands to the ``relay`` parser; each sets ``func(args) -> int``."""
     common = _common_options()
@@ -79,7 +146,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         parser: argparse.ArgumentParser = subparsers.add_parser(
             name, help=help_text, description=help_text, parents=[*parents] or [common]
         )
-        parser.set_defaults(func=_guarded(func))
+        parser.set_defaults(func=_guarded(func), client_command=True)
         return parser
 
     p = add("worker", cmd_worker, "run a handler function over one or more queues")
@@ -91,14 +158,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="queues",
         help="queue to consume (repeatable; default: default)",
     )
-    p.add_argument("-c", "--concurrency", type=int, default=1, help="messages handled at once (default 1)")
-    p.add_argument("--batch-size", type=int, help="messages fetched per request (default: concurrency)")
-    p.add_argument("--poll-timeout", type=float, default=5.0, help="long-poll seconds per fetch (default 5)")
-    p.add_argument("--ack-timeout", type=float, help="lease seconds (default: each message's own)")
+    p.add_argument(
+        "-c", "--concurrency", type=_POSITIVE_INT, default=1, help="messages handled at once (default 1)"
+    )
+    p.add_argument(
+        "--batch-size", type=_BATCH_COUNT, help="messages fetched per request (default: concurrency)"
+    )
+    p.add_argument(
+        "--poll-timeout", type=_NON_NEGATIVE, default=5.0, help="long-poll seconds per fetch (default 5)"
+    )
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE, help="lease seconds (default: each message's own)")
     p.add_argument("--type", help="only messages of this type")
     p.add_argument("--consumer-id", help="consumer id recorded on each delivery (default host-pid)")
     p.add_argument(
-        "--shutdown-timeout", type=float, default=30.0, help="seconds to finish in-flight messages on SIGTERM"
+        "--shutdown-timeout",
+        type=_NON_NEGATIVE,
+        default=30.0,
+        help="seconds to finish in-flight messages on SIGTERM",
     )
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -110,25 +186,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("payload", nargs="?", help="JSON payload; '-' or omitted reads stdin")
     p.add_argument("-q", "--queue", help="queue (default: default)")
     p.add_argument("-t", "--type", default=None, help="message type (default empty)")
-    p.add_argument("-p", "--priority", type=int, help="0-9, higher first")
-    p.add_argument("--ack-timeout", type=int, help="lease seconds for this message")
-    p.add_argument("--max-attempts", type=int, help="deliveries before the dead-letter state")
-    p.add_argument("--delay", type=float, help="seconds before the message becomes available")
+    p.add_argument("-p", "--priority", type=_PRIORITY, help="0-9, higher first")
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE_INT, help="lease seconds for this message")
+    p.add_argument("--max-attempts", type=_POSITIVE_INT, help="deliveries before the dead-letter state")
+    p.add_argument("--delay", type=_NON_NEGATIVE, help="seconds before the message becomes available")
     p.add_argument("--idempotency-key", help="a repeat with the same key creates nothing")
     p.add_argument("-f", "--file", help="read the payload from this file")
     p.add_argument("--string", action="store_true", help="send the payload text as a JSON string")
     p.add_argument("--batch", metavar="FILE", help="JSON Lines file ('-' for stdin) of messages to enqueue")
     p.add_argument("--payloads", action="store_true", help="with --batch: each line is a bare payload")
     p.add_argument(
-        "--chunk-size", type=int, default=1000, help="with --batch: messages per request (default 1000)"
+        "--chunk-size",
+        type=_BATCH_COUNT,
+        default=1000,
+        help="with --batch: messages per request (default 1000)",
     )
 
     p = add("dequeue", cmd_dequeue, "lease messages (prints them with their lock tokens)")
     p.add_argument("-q", "--queue", help="queue (default: default)")
-    p.add_argument("-n", "--count", type=int, default=1, help="how many (1-1000, default 1)")
-    p.add_argument("-w", "--wait", type=float, default=0.0, help="long-poll seconds (default 0)")
+    p.add_argument("-n", "--count", type=_BATCH_COUNT, default=1, help="how many (1-1000, default 1)")
+    p.add_argument("-w", "--wait", type=_NON_NEGATIVE, default=0.0, help="long-poll seconds (default 0)")
     p.add_argument("-t", "--type", help="only messages of this type")
-    p.add_argument("--ack-timeout", type=float, help="lease seconds")
+    p.add_argument("--ack-timeout", type=_NON_NEGATIVE, help="lease seconds")
     p.add_argument("--consumer-id", help="consumer id recorded on the delivery")
     p.add_argument("--ack", action="store_true", help="acknowledge at once (consume)")
 
@@ -140,7 +219,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("id", help="message id")
     p.add_argument("lock_token", nargs="?", help="lock token from the dequeue")
     p.add_argument("-e", "--error", help="reason, recorded as last_error")
-    p.add_argument("--delay", type=float, help="seconds before the message is available again")
+    p.add_argument("--delay", type=_NON_NEGATIVE, help="seconds before the message is available again")
 
     queues = add("queues", cmd_queues_list, "list and manage queues (default: list)")
     actions = queues.add_subparsers(dest="queues_action", metavar="ACTION")
@@ -165,9 +244,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             p.add_argument("--type", dest="queue_type", choices=["standard", "unlogged", "partitioned"])
             p.add_argument("--partition-interval", choices=["hourly", "daily", "weekly"])
             p.add_argument("--retention", dest="retention_interval", help='e.g. "7 days"')
-        p.add_argument("--ack-timeout", type=int, help="lease seconds")
-        p.add_argument("--max-attempts", type=int, help="deliveries before the dead-letter state")
-        p.add_argument("--retry-delay", type=int, help="base seconds of the retry backoff")
+        p.add_argument("--ack-timeout", type=_POSITIVE_INT, help="lease seconds")
+        p.add_argument("--max-attempts", type=_POSITIVE_INT, help="deliveries before the dead-letter state")
+        p.add_argument("--retry-delay", type=_NON_NEGATIVE_INT, help="base seconds of the retry backoff")
         p.add_argument("--description")
     p = add_action("delete", cmd_queues_delete, "delete a queue and its messages")
     p.add_argument("name")
@@ -183,15 +262,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("stats", cmd_stats, "live table of queue depths and rates (Ctrl-C to stop)")
     p.add_argument("-q", "--queue", action="append", dest="queues", help="only these queues (repeatable)")
-    p.add_argument("-i", "--interval", type=float, default=2.0, help="seconds between refreshes (default 2)")
+    p.add_argument(
+        "-i", "--interval", type=_NON_NEGATIVE, default=2.0, help="seconds between refreshes (default 2)"
+    )
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
-    p.add_argument("--count", type=int, help="stop after this many snapshots")
+    p.add_argument("--count", type=_POSITIVE_INT, help="stop after this many snapshots")
 
     p = add("tail", cmd_tail, "follow the activity log (or, with --events, the live event stream)")
     p.add_argument("-q", "--queue", help="only this queue")
     p.add_argument("-a", "--action", help="only these actions (comma list)")
-    p.add_argument("-n", "--lines", type=int, default=20, help="entries to show first (default 20)")
-    p.add_argument("-i", "--interval", type=float, default=1.0, help="seconds between polls (default 1)")
+    p.add_argument(
+        "-n", "--lines", type=_NON_NEGATIVE_INT, default=20, help="entries to show first (default 20)"
+    )
+    p.add_argument(
+        "-i", "--interval", type=_NON_NEGATIVE, default=1.0, help="seconds between polls (default 1)"
+    )
     p.add_argument("--events", action="store_true", help="follow Server-Sent Events instead of the log")
     p.add_argument("--no-follow", action="store_true", help="print the last entries and exit")
 
@@ -213,6 +298,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_parser() -> argparse.ArgumentParser:
     """A ``relay`` parser with only the client-side commands (for ``python -m relayq.client``)."""
     parser = argparse.ArgumentParser(prog="relay", description="Relay Queue client commands")
+    add_global_options(parser)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     register(subparsers)
     return parser
@@ -233,6 +319,7 @@ def _guarded(func: Command) -> Command:
     """Turn exceptions into one clear line on stderr and a documented exit code."""
 
     def run(args: argparse.Namespace) -> int:
+        _merge_global_options(args)
         try:
             return func(args)
         except UsageError as exc:
@@ -241,6 +328,10 @@ def _guarded(func: Command) -> Command:
         except UnauthorizedError as exc:
             _error(f"{exc.message} — pass --api-key or set RELAY_API_KEY")
             return EXIT_API_ERROR
+        except ValidationError as exc:
+            # The server found the input invalid (a limit the parser does not know): bad input.
+            _error(f"{exc.message} ({exc.code})")
+            return EXIT_USAGE
         except APIError as exc:
             _error(f"{exc.message} ({exc.code})")
             return EXIT_API_ERROR
@@ -274,11 +365,33 @@ def _wants_json(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "json", False))
 
 
-def _parse_json(text: str, source: str) -> Any:
+def _as_sent(client: Client, call: Call[T], field: str | None = None) -> tuple[T, msgspec.Raw]:
+    """``call``'s typed result, and the JSON the server sent (its ``field``) for ``--json``.
+
+    ``--json`` prints the server's JSON as sent, not the typed result encoded again: that would
+    rewrite its timestamps (``.613Z`` as ``.613000Z``) and drop the fields the models leave out.
+    """
+
+    def parse(response: Response) -> tuple[T, msgspec.Raw]:
+        result = call.parse(response)  # raises the API error first
+        if field is None:
+            return result, msgspec.Raw(response.body)
+        return result, msgspec.json.decode(response.body, type=dict[str, msgspec.Raw])[field]
+
+    return client.execute(Call(call.request, parse))
+
+
+def _items(array: msgspec.Raw) -> list[msgspec.Raw]:
+    """The elements of a JSON array, each as sent."""
+    return msgspec.json.decode(array, type=list[msgspec.Raw])
+
+
+def _parse_json(text: str, source: str, hint: str = "") -> Any:
+    """``text`` decoded; a ``UsageError`` naming ``source`` (and ``hint``: what this command expects)."""
     try:
         return msgspec.json.decode(text.encode())
     except msgspec.DecodeError as exc:
-        raise UsageError(f"{source} is not valid JSON ({exc}); use --string to send text") from exc
+        raise UsageError(f"{source} is not valid JSON ({exc})" + (f"; {hint}" if hint else "")) from exc
 
 
 def _read_text(path: str) -> str:
@@ -317,7 +430,7 @@ def load_handler(spec: str) -> Handler:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    """Run a worker until SIGTERM or Ctrl-C."""
+    """Run a worker until SIGTERM (exit 0) or Ctrl-C (exit 130)."""
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     # Set the level explicitly: basicConfig is a no-op when the `relay` entry point configured logging.
     logging.getLogger().setLevel(args.log_level.upper())
@@ -335,7 +448,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
     )
     worker.run()
-    return EXIT_OK
+    # SIGTERM is how supervisors stop a worker: a clean stop. Ctrl-C is an interruption, as for
+    # every other command, even though the worker drained gracefully.
+    return EXIT_INTERRUPTED if worker.stop_signal == signal.SIGINT else EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,14 +532,20 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
             return EXIT_OK
 
         if args.file:
-            text = _read_text(args.file)
+            text, source, place = _read_text(args.file), args.file, args.file
         elif args.payload is None or args.payload == "-":
             if args.payload is None and sys.stdin.isatty():
                 raise UsageError("give a payload, --file, --batch, or pipe the payload on stdin")
-            text = sys.stdin.read()
+            text, source, place = sys.stdin.read(), "the payload on stdin", "stdin"
         else:
-            text = args.payload
-        payload = text.rstrip("\n") if args.string else _parse_json(text, "the payload")
+            text, source, place = args.payload, "the payload", "the argument"
+        if args.string:
+            payload = text.rstrip("\n")
+        elif not text.strip():
+            # Not "not valid JSON (Input data was truncated)": nothing came at all.
+            raise UsageError(f"no payload given ({place} is empty); give a JSON payload, --file or --batch")
+        else:
+            payload = _parse_json(text, source, "use --string to send text")
         result = client.enqueue(
             payload,
             type=args.type or "",
@@ -469,17 +590,20 @@ def cmd_dequeue(args: argparse.Namespace) -> int:
             "ack_timeout": args.ack_timeout,
         }
         if args.count == 1:
-            message = client.dequeue(args.queue, **options)
-            messages = [message] if message is not None else []
+            message, sent = _as_sent(client, protocol.dequeue(args.queue, **options))
+            messages, sent_messages = ([message], [sent]) if message is not None else ([], [])
         else:
-            messages = client.dequeue_batch(args.count, args.queue, **options)
+            messages, sent = _as_sent(
+                client, protocol.dequeue_batch(args.count, args.queue, **options), "messages"
+            )
+            sent_messages = _items(sent)
         if args.ack and messages:
             result = client.ack_batch(messages)
             for failure in result.failed:
                 _error(f"ack of {failure.id} failed: {failure.error} ({failure.code})")
         if _wants_json(args):
-            for message in messages:
-                print_json(message)
+            for sent in sent_messages:
+                print_json(sent)
         elif messages:
             _print_messages(messages)
         else:
@@ -532,9 +656,10 @@ def _print_queues(queues: list[Queue]) -> None:
     )
 
 
-def _show_queue(args: argparse.Namespace, queue: Queue, note: str = "") -> int:
+def _show_queue(args: argparse.Namespace, answer: tuple[Queue, msgspec.Raw], note: str = "") -> int:
+    queue, sent = answer
     if _wants_json(args):
-        print_json(queue)
+        print_json(sent)
     else:
         if note:
             print(note)
@@ -545,9 +670,9 @@ def _show_queue(args: argparse.Namespace, queue: Queue, note: str = "") -> int:
 def cmd_queues_list(args: argparse.Namespace) -> int:
     """List queues with their counts."""
     with _client(args) as client:
-        queues = client.list_queues()
+        queues, sent = _as_sent(client, protocol.list_queues(), "queues")
     if _wants_json(args):
-        print_json(queues)
+        print_json(sent)
     else:
         _print_queues(queues)
     return EXIT_OK
@@ -556,13 +681,13 @@ def cmd_queues_list(args: argparse.Namespace) -> int:
 def cmd_queues_show(args: argparse.Namespace) -> int:
     """Show one queue."""
     with _client(args) as client:
-        return _show_queue(args, client.get_queue(args.name))
+        return _show_queue(args, _as_sent(client, protocol.get_queue(args.name)))
 
 
 def cmd_queues_create(args: argparse.Namespace) -> int:
     """Create a queue."""
     with _client(args) as client:
-        queue = client.create_queue(
+        call = protocol.create_queue(
             args.name,
             queue_type=args.queue_type,
             ack_timeout=args.ack_timeout,
@@ -572,20 +697,22 @@ def cmd_queues_create(args: argparse.Namespace) -> int:
             retention_interval=args.retention_interval,
             description=args.description,
         )
-        return _show_queue(args, queue, f"created queue {queue.name}")
+        answer = _as_sent(client, call, "queue")
+        return _show_queue(args, answer, f"created queue {answer[0].name}")
 
 
 def cmd_queues_update(args: argparse.Namespace) -> int:
     """Change a queue's settings."""
     with _client(args) as client:
-        queue = client.update_queue(
+        call = protocol.update_queue(
             args.name,
             ack_timeout=args.ack_timeout,
             max_attempts=args.max_attempts,
             retry_delay=args.retry_delay,
             description=args.description,
         )
-        return _show_queue(args, queue, f"updated queue {queue.name}")
+        answer = _as_sent(client, call, "queue")
+        return _show_queue(args, answer, f"updated queue {answer[0].name}")
 
 
 def cmd_queues_delete(args: argparse.Namespace) -> int:
@@ -613,8 +740,8 @@ def cmd_queues_purge(args: argparse.Namespace) -> int:
 def cmd_queues_rename(args: argparse.Namespace) -> int:
     """Rename a queue."""
     with _client(args) as client:
-        queue = client.rename_queue(args.name, args.new_name)
-        return _show_queue(args, queue, f"renamed {args.name} to {queue.name}")
+        answer = _as_sent(client, protocol.rename_queue(args.name, args.new_name), "queue")
+        return _show_queue(args, answer, f"renamed {args.name} to {answer[0].name}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +822,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                     return EXIT_OK
                 time.sleep(args.interval)
         except KeyboardInterrupt:
-            return EXIT_OK
+            return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,18 +861,33 @@ def _event_line(event: Event) -> str:
     return "  ".join(parts)
 
 
-def _new_entries(client: Client, args: argparse.Namespace, after: int) -> list[ActivityEntry]:
+SentEntry = tuple[ActivityEntry, msgspec.Raw]
+"""An activity entry, typed for the text line and as sent for ``--json``."""
+
+
+def _activity_page(client: Client, args: argparse.Namespace, limit: int, offset: int = 0) -> list[SentEntry]:
+    """A page of the activity log (newest first) matching the command's filters."""
+    call = protocol.activity(queue=args.queue, action=args.action, limit=limit, offset=offset)
+    page, sent = _as_sent(client, call, "logs")
+    return list(zip(page.logs, _items(sent), strict=True))
+
+
+def _log_id(entry: SentEntry) -> int:
+    return int(entry[0].log_id)
+
+
+def _new_entries(client: Client, args: argparse.Namespace, after: int) -> list[SentEntry]:
     """Entries with a log id above ``after``, oldest first (pages back until it finds ``after``)."""
-    collected: list[ActivityEntry] = []
+    collected: list[SentEntry] = []
     offset = 0
     for _ in range(20):
-        page = client.activity(queue=args.queue, action=args.action, limit=500, offset=offset)
-        fresh = [e for e in page.logs if int(e.log_id) > after]
+        page = _activity_page(client, args, 500, offset)
+        fresh = [e for e in page if _log_id(e) > after]
         collected.extend(fresh)
-        if len(fresh) < len(page.logs) or len(page.logs) < 500:
+        if len(fresh) < len(page) or len(page) < 500:
             break
         offset += 500
-    return sorted(collected, key=lambda e: int(e.log_id))
+    return sorted(collected, key=_log_id)
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -764,13 +906,13 @@ def cmd_tail(args: argparse.Namespace) -> int:
                     else:
                         print(_event_line(event), flush=True)
                 return EXIT_OK
-            page = client.activity(queue=args.queue, action=args.action, limit=max(1, min(args.lines, 1000)))
-            entries = sorted(page.logs, key=lambda e: int(e.log_id))[-args.lines :] if args.lines > 0 else []
-            last = max((int(e.log_id) for e in page.logs), default=0)
+            page = _activity_page(client, args, max(1, min(args.lines, 1000)))
+            entries = sorted(page, key=_log_id)[-args.lines :] if args.lines > 0 else []
+            last = max((_log_id(e) for e in page), default=0)
             while True:
-                for entry in entries:
+                for entry, sent in entries:
                     if emit_json:
-                        print_json(entry)
+                        print_json(sent)
                     else:
                         print(_activity_line(entry), flush=True)
                 if args.no_follow:
@@ -778,9 +920,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
                 time.sleep(args.interval)
                 entries = _new_entries(client, args, last)
                 if entries:
-                    last = int(entries[-1].log_id)
+                    last = _log_id(entries[-1])
         except KeyboardInterrupt:
-            return EXIT_OK
+            return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -790,8 +932,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write every message of one status as a JSON array (the server's export format)."""
     with _client(args) as client:
-        messages = client.export_messages(args.status, queue=args.queue, type=args.type)
-    data = msgspec.json.format(msgspec.json.encode(to_jsonable(messages)), indent=2) + b"\n"
+        messages, sent = _as_sent(
+            client, protocol.export_messages(args.status, queue=args.queue, type=args.type)
+        )
+    data = msgspec.json.format(sent, indent=2) + b"\n"  # the server's file, re-spaced at most
     if args.output and args.output != "-":
         Path(args.output).write_bytes(data)
         print(f"exported {len(messages)} messages to {args.output}", file=sys.stderr)
@@ -804,7 +948,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     """Import messages from a JSON file (an array of messages, as export writes)."""
     content = sys.stdin.buffer.read() if args.file == "-" else _read_bytes(args.file)
-    _parse_json(content.decode("utf-8", "replace"), args.file)  # fail here, clearly, not on the server
+    source = "stdin" if args.file == "-" else args.file
+    if not content.strip():
+        raise UsageError(f"nothing to import ({source} is empty)")
+    # Fail here, clearly, not on the server.
+    _parse_json(
+        content.decode("utf-8", "replace"),
+        source,
+        "expected a JSON array of messages, as relay export writes",
+    )
     with _client(args) as client:
         count = client.import_messages(content)
     if _wants_json(args):

@@ -140,6 +140,8 @@ class Queue(msgspec.Struct, kw_only=True):
     message_count: int = 0
     processing_count: int = 0
     dead_count: int = 0
+    acknowledged_count: int = 0
+    archived_count: int = 0
 
 
 class Metrics(msgspec.Struct, kw_only=True):

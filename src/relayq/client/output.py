@@ -19,10 +19,16 @@ def to_jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any, *, stream: TextIO | None = None, indent: int = 0) -> None:
-    """One JSON document on one line (``indent=0``), so that output can be read as JSON Lines."""
-    data = _json_encoder.encode(to_jsonable(value))
-    if indent:
-        data = msgspec.json.format(data, indent=indent)
+    """One JSON document on one line (``indent=0``), so that output can be read as JSON Lines.
+
+    A ``msgspec.Raw`` (JSON as the server sent it) is written as it is, only re-spaced.
+    """
+    if isinstance(value, msgspec.Raw):
+        data = msgspec.json.format(bytes(value), indent=indent or -1)  # -1: no spaces at all
+    else:
+        data = _json_encoder.encode(to_jsonable(value))
+        if indent:
+            data = msgspec.json.format(data, indent=indent)
     out = stream or sys.stdout
     out.write(data.decode() + "\n")
     out.flush()

@@ -8,7 +8,8 @@ queue's own retry policy (max attempts, retry backoff) decides what happens next
 Shutdown (``stop()``, SIGTERM or SIGINT): fetching stops, in-flight handlers get
 ``shutdown_timeout`` seconds to finish, and the messages of those still running are released
 (nacked) so that another worker can take them without waiting for the lease to expire. A second
-signal releases them at once. Delivery stays at-least-once: a worker that dies without a
+signal releases them at once. A plain handler cannot be stopped: it runs on in its daemon thread,
+which does not keep the process from exiting. Delivery stays at-least-once: a worker that dies without a
 shutdown leaves its messages to come back when their leases expire.
 """
 
@@ -19,11 +20,12 @@ import contextlib
 import inspect
 import logging
 import os
+import queue as queue_module
 import signal
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from relayq.client.client import AsyncClient
@@ -43,7 +45,7 @@ from relayq.client.models import Message
 logger = logging.getLogger("relayq.worker")
 
 Handler = Callable[[Message], Any]
-"""A handler takes the message; plain functions run in threads, coroutine functions on the loop."""
+"""A handler takes the message; plain functions run in daemon threads, coroutine functions on the loop."""
 
 T = TypeVar("T")
 
@@ -58,6 +60,64 @@ def describe_exception(exc: BaseException) -> str:
     """The nack reason recorded as ``last_error``: the exception's type and text."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_MAX_ERROR_TEXT]
+
+
+class HandlerThreads:
+    """Daemon threads that run a plain (non-async) handler, reused from message to message.
+
+    Not a ``ThreadPoolExecutor``: Python joins its threads at interpreter exit, so a handler
+    abandoned at shutdown (its message already released) would keep the process alive until it
+    returned. Python cannot stop a thread; a daemon thread at least does not hold up the exit.
+    """
+
+    def __init__(self, size: int, name: str = "relayq-handler") -> None:
+        self._size = size
+        self._name = name
+        self._jobs: queue_module.SimpleQueue[Callable[[], None] | None] = queue_module.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+
+    async def run(self, function: Callable[[T], object], argument: T) -> None:
+        """Call ``function(argument)`` in a thread; cancelling abandons it (it runs on)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():  # cancelled: the worker has given up on this call
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def job() -> None:
+            error: BaseException | None = None
+            try:
+                function(argument)
+            except BaseException as exc:  # handed to the awaiting task, as an executor would
+                error = exc
+            # The loop is closed when the worker stopped before this abandoned call returned.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, error)
+
+        self._jobs.put(job)
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+            thread = threading.Thread(
+                target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        await done
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+            self._idle.release()
+
+    def shutdown(self) -> None:
+        """Let idle threads end; a thread still running an abandoned call ends after it."""
+        for _ in self._threads:
+            self._jobs.put(None)
 
 
 class Worker:
@@ -103,6 +163,8 @@ class Worker:
         """Messages handled successfully and acked."""
         self.failed = 0
         """Messages whose handler raised (and that were nacked)."""
+        self.stop_signal: signal.Signals | None = None
+        """The first signal that stopped :meth:`run` (``None``: :meth:`stop` or an error)."""
         self._url = url
         self._api_key = api_key
         self._client = client
@@ -144,6 +206,8 @@ class Worker:
 
     def _on_signal(self, sig: signal.Signals) -> None:
         logger.info("received %s, shutting down", sig.name)
+        if self.stop_signal is None:
+            self.stop_signal = sig
         self.stop()
 
     async def run_async(self) -> None:
@@ -151,11 +215,12 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._force = False
+        self.stop_signal = None
         owns_client = self._client is None
         client = self._client or AsyncClient(
             self._url, api_key=self._api_key, pool_size=self.concurrency + len(self.queues) + 4
         )
-        executor = None if self._is_async else ThreadPoolExecutor(self.concurrency, "relayq-handler")
+        threads = None if self._is_async else HandlerThreads(self.concurrency)
         slots = asyncio.Semaphore(self.concurrency)
         logger.info(
             "worker %s started on %s (concurrency %d)",
@@ -163,15 +228,15 @@ class Worker:
             ", ".join(self.queues),
             self.concurrency,
         )
-        fetchers = [asyncio.create_task(self._fetch_loop(client, executor, slots, q)) for q in self.queues]
+        fetchers = [asyncio.create_task(self._fetch_loop(client, threads, slots, q)) for q in self.queues]
         try:
             await asyncio.gather(*fetchers)
         finally:
             self._stopping.set()
             await asyncio.gather(*fetchers, return_exceptions=True)
             await self._drain()
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
+            if threads is not None:
+                threads.shutdown()
             if owns_client:
                 await client.close()
             logger.info(
@@ -195,7 +260,7 @@ class Worker:
         return False, None
 
     async def _fetch_loop(
-        self, client: AsyncClient, executor: ThreadPoolExecutor | None, slots: asyncio.Semaphore, queue: str
+        self, client: AsyncClient, threads: HandlerThreads | None, slots: asyncio.Semaphore, queue: str
     ) -> None:
         assert self._stopping is not None
         backoff = 0.0
@@ -233,7 +298,7 @@ class Worker:
             for _ in range(taken - len(messages)):
                 slots.release()
             for message in messages:
-                task = asyncio.create_task(self._process(client, executor, slots, message))
+                task = asyncio.create_task(self._process(client, threads, slots, message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
 
@@ -242,7 +307,7 @@ class Worker:
     async def _process(
         self,
         client: AsyncClient,
-        executor: ThreadPoolExecutor | None,
+        threads: HandlerThreads | None,
         slots: asyncio.Semaphore,
         message: Message,
     ) -> None:
@@ -251,7 +316,7 @@ class Worker:
         started = time.monotonic()
         try:
             try:
-                await self._call_handler(executor, message)
+                await self._call_handler(threads, message)
             except asyncio.CancelledError:
                 keeper.cancel()
                 await self._settle(
@@ -280,13 +345,13 @@ class Worker:
             keeper.cancel()
             slots.release()
 
-    async def _call_handler(self, executor: ThreadPoolExecutor | None, message: Message) -> None:
-        if executor is None:
+    async def _call_handler(self, threads: HandlerThreads | None, message: Message) -> None:
+        if threads is None:
             result = self.handler(message)
             if inspect.isawaitable(result):
                 await result
         else:
-            await asyncio.get_running_loop().run_in_executor(executor, self.handler, message)
+            await threads.run(self.handler, message)
 
     async def _settle(self, outcome: Awaitable[object], message: Message, action: str) -> bool:
         """Ack or nack; a lost lease is expected (someone else has the message), not a crash."""
