@@ -14,6 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from relayq.config import ConfigError, Settings
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
 
 def _database_url(settings: Settings) -> str:
     """The configured database, or an embedded PostgreSQL started now."""
@@ -40,6 +42,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 3
     host = args.host or settings.host
     port = args.port or settings.port
+    if not settings.secret_key and host not in LOOPBACK_HOSTS:
+        print(f"relay: warning: no SECRET_KEY set, so anyone who can reach port {port} may read, change and "
+              "delete messages and queues; set SECRET_KEY, or HOST=127.0.0.1 for this machine only",
+              file=sys.stderr, flush=True)
     print(f"relay: serving on http://{host}:{port} (dashboard /dashboard, API /api, docs /api/reference)",
           flush=True)
     # After its graceful shutdown uvicorn raises the captured SIGTERM again for whatever handler it

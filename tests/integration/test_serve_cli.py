@@ -4,9 +4,12 @@ before it starts serving (no traceback of a failed application start-up)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.support.server import free_port
 
 
 def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -33,3 +36,19 @@ def test_an_unknown_log_level_is_a_configuration_error(database_url: str) -> Non
     done = serve({"DATABASE_URL": database_url, "LOG_LEVEL": "verbose"})
     assert done.returncode == 2 and "LOG_LEVEL" in done.stderr, done.stderr
     assert "serving on" not in done.stdout  # refused before it claimed to serve
+
+
+
+def test_an_open_server_on_the_network_is_warned_about(database_url: str) -> None:
+    """HOST defaults to 0.0.0.0: without SECRET_KEY anyone on the network may delete queues."""
+    for host, key, warned in (("0.0.0.0", "", True), ("127.0.0.1", "", False), ("0.0.0.0", "k", False)):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "relayq", "serve", "--host", host, "--port", str(free_port())],
+            env={**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": key, "LOG_LEVEL": "warning"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None and "serving on" in process.stdout.readline()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = process.communicate(timeout=30)
+        assert ("no SECRET_KEY set" in err) is warned, (host, key, err)
