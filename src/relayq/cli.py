@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from relayq.config import ConfigError, Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+EXIT_NO_DATABASE = 3  # as the client commands' "server cannot be reached"
 
 
 def _database_url(settings: Settings) -> str:
@@ -35,11 +36,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
-    os.environ["DATABASE_URL"] = url = _database_url(settings)
-    problem = asyncio.run(_database_problem(url, settings.connect_timeout))
-    if problem:
-        print(f"relay: cannot use the database {_without_password(url)}: {problem}", file=sys.stderr)
-        return 3
+    url = _checked_database_url(settings)
+    if url is None:
+        return EXIT_NO_DATABASE
+    os.environ["DATABASE_URL"] = url
     host = args.host or settings.host
     port = args.port or settings.port
     if not settings.secret_key and host not in LOOPBACK_HOSTS:
@@ -57,6 +57,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
     return 0
+
+
+def _checked_database_url(settings: Settings) -> str | None:
+    """The database URL once a connection to it works; None, with the reason printed, if not."""
+    url = _database_url(settings)
+    problem = asyncio.run(_database_problem(url, settings.connect_timeout))
+    if problem:
+        print(f"relay: cannot use the database {_without_password(url)}: {problem}", file=sys.stderr)
+        return None
+    return url
 
 
 async def _database_problem(url: str, connect_timeout: float) -> str | None:
@@ -89,7 +99,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from relayq.db.migrate import migrate_dsn
 
     settings = Settings.from_env()
-    applied = asyncio.run(migrate_dsn(_database_url(settings)))
+    url = _checked_database_url(settings)
+    if url is None:
+        return EXIT_NO_DATABASE
+    applied = asyncio.run(migrate_dsn(url))
     print(f"applied migrations: {applied}" if applied else "schema is up to date")
     return 0
 

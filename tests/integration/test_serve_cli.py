@@ -1,4 +1,4 @@
-"""`relay serve` refuses what it cannot run with a one-line reason and a distinct exit status,
+"""`relay serve` (and `relay migrate`) refuse what they cannot run with a one-line reason and a distinct exit status,
 before it starts serving (no traceback of a failed application start-up)."""
 
 from __future__ import annotations
@@ -12,17 +12,19 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.support.server import free_port
 
 
-def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "relayq", "serve", "--port", "1"], env={**os.environ, **env},
+def serve(env: dict[str, str], command: str = "serve") -> subprocess.CompletedProcess[str]:
+    args = ["--port", "1"] if command == "serve" else []
+    return subprocess.run([sys.executable, "-m", "relayq", command, *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
 
 
 def test_a_database_that_does_not_exist_is_exit_3_with_the_reason(database_url: str) -> None:
     missing = urlunsplit(urlsplit(database_url)._replace(path="/relay_no_such_database"))
-    done = serve({"DATABASE_URL": missing})
-    assert done.returncode == 3, done.stderr
-    assert 'database "relay_no_such_database" does not exist' in done.stderr
-    assert "Traceback" not in done.stderr + done.stdout
+    for command in ("serve", "migrate"):
+        done = serve({"DATABASE_URL": missing}, command)
+        assert done.returncode == 3, done.stderr
+        assert 'database "relay_no_such_database" does not exist' in done.stderr
+        assert "Traceback" not in done.stderr + done.stdout
 
 
 def test_a_refused_connection_is_exit_3_and_hides_the_password() -> None:
