@@ -13,6 +13,10 @@ export const ANOMALY_TYPES = ['flash_message', 'burst_dequeue', 'large_payload',
   'near_dlq', 'dlq_movement', 'zombie_message', 'bulk_enqueue', 'bulk_delete', 'bulk_move', 'queue_cleared'];
 const SEVERITIES = ['critical', 'warning', 'info'];
 const PAGE = 50;
+// The server writes activity entries in the background (every ACTIVITY_FLUSH_INTERVAL_MS,
+// 100 ms by default), so the refetch an event triggers can run before the entry it announces
+// is stored. One more refetch this long after the last event picks it up.
+const SETTLE_MS = 400;
 
 /** datetime-local value → Unix seconds ('' when empty), as the activity endpoints expect. */
 function toUnixSeconds(value) {
@@ -89,7 +93,33 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true 
         h('thead', {}, h('tr', {}, head.map((label) => h('th', {}, label)))), tbody)),
     paged ? h('div', { class: 'pager' }, prev, info, next) : null);
   refresh();
-  return { refresh, cleanup: () => refresh.cancel() };
+
+  // Live updates: refetch now (for what is already stored) and once more SETTLE_MS after the
+  // last event of a burst (for the entries still in the server's buffer). Both go through the
+  // coalesced refresh, so a burst still costs at most one request per 500 ms.
+  let settleTimer = null;
+  let lastEvent = 0;
+  const settle = () => {
+    const wait = lastEvent + SETTLE_MS - Date.now();
+    if (wait > 0) {
+      settleTimer = setTimeout(settle, wait);
+      return;
+    }
+    settleTimer = null;
+    refresh();
+  };
+  const liveRefresh = () => {
+    refresh();
+    lastEvent = Date.now();
+    if (!settleTimer) settleTimer = setTimeout(settle, SETTLE_MS);
+  };
+  return {
+    refresh: liveRefresh,
+    cleanup: () => {
+      refresh.cancel();
+      clearTimeout(settleTimer);
+    },
+  };
 }
 
 /** Activity log of one queue, with the server's count of every matching entry by action. */
