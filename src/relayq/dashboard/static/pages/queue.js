@@ -68,6 +68,7 @@ export function renderQueuePage(root, { name, tab }) {
       controller = renderTab(content, name, tab, status.availableTypes, refreshCounts);
       refreshCounts();
     } catch (failure) {
+      for (const badge of nav.querySelectorAll('.tab-count')) badge.textContent = '—';
       replace(content, h('p', { class: 'form-error', 'data-testid': 'page-error' },
         failure.code === 'QUEUE_NOT_FOUND' ? t('queue.notFound', { name }) : errorText(failure)));
     }
