@@ -46,9 +46,9 @@ export function fmtTime(value) {
   return date.toLocaleString(getLang() === 'es' ? 'es-ES' : 'en-GB', { hour12: false });
 }
 
-/** A <time> element for a timestamp (kept on one line in tables). */
+/** A <time> element for a timestamp (in a narrow table column, the time goes under the date). */
 export function timeCell(value) {
-  return h('time', { class: 'nowrap' }, fmtTime(value));
+  return h('time', {}, fmtTime(value));
 }
 
 /** A duration in milliseconds, compact: 850 ms, 12.4 s, 3 min 5 s. */
@@ -65,6 +65,18 @@ export function fmtBytes(bytes) {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Text that may be long and unbroken (a type, a consumer id): one line, cut with an ellipsis, whole in its tooltip. */
+export function clipped(text) {
+  if (text === null || text === undefined || text === '') return '—';
+  return h('span', { class: 'clip', title: text }, text);
+}
+
+/** Long free text (an error): wrapped anywhere, at most three lines, whole in its tooltip. */
+export function clamped(text) {
+  if (text === null || text === undefined || text === '') return '—';
+  return h('span', { class: 'clamp', title: text }, text);
 }
 
 /** One-line JSON preview of a payload, cut to `max` characters. */

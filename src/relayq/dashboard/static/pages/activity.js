@@ -1,7 +1,7 @@
 // The activity, anomalies and consumers tabs of the queue page. Filters map one to one onto
 // the query parameters of /api/queue/activity, /activity/anomalies and /activity/consumers.
 import { api } from '../api.js';
-import { coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
+import { clamped, clipped, coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText } from '../ui.js';
 import { anomalyBadge, historyDialog } from './message-dialogs.js';
@@ -154,11 +154,11 @@ export function renderActivityTab(root, { queue }) {
         entry.source_queue ? h('small', { class: 'muted block' },
           `${t(`tab.${entry.source_queue}`)} → ${t(`tab.${entry.dest_queue}`)}`) : null),
       h('td', { 'data-label': head[2] }, messageLink(entry.message_id)),
-      h('td', { 'data-label': head[3] }, entry.message_type ?? '—'),
-      h('td', { 'data-label': head[4] }, entry.consumer_id ?? '—'),
+      h('td', { 'data-label': head[3] }, clipped(entry.message_type)),
+      h('td', { 'data-label': head[4] }, clipped(entry.consumer_id)),
       h('td', { 'data-label': head[5] }, entry.attempt_count ?? '—'),
       h('td', { 'data-label': head[6] }, fmtDuration(entry.processing_time_ms)),
-      h('td', { 'data-label': head[7] }, entry.error_reason ?? '—'),
+      h('td', { 'data-label': head[7] }, clamped(entry.error_reason)),
       h('td', { 'data-label': head[8] }, anomalyBadge(entry.anomaly) ?? '—')),
   });
 }
@@ -199,7 +199,7 @@ export function renderAnomaliesTab(root, { queue }) {
       h('td', { 'data-label': head[3] }, entry.anomaly.description ?? '—'),
       h('td', { 'data-label': head[4] }, entry.action ? t(`activityAction.${entry.action}`) : '—'),
       h('td', { 'data-label': head[5] }, messageLink(entry.message_id)),
-      h('td', { 'data-label': head[6] }, entry.consumer_id ?? '—')),
+      h('td', { 'data-label': head[6] }, clipped(entry.consumer_id))),
   });
 }
 

@@ -1,7 +1,7 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
 import { api, download } from '../api.js';
-import { coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
+import { clamped, clipped, coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText, toast } from '../ui.js';
 import {
@@ -11,12 +11,12 @@ import {
 const PAGE_SIZES = [25, 50, 100, 250];
 const EDITABLE = new Set(['main', 'dead']);
 
-/** Columns per tab: [sort column or null, label key, cell renderer]. */
+/** Columns per tab: [sort column or null, label key, cell renderer, cell class]. */
 function columns(queueType) {
   const base = [
     ['id', 'messages.id', (m) => h('button', { type: 'button', class: 'link mono', 'data-testid': `msg-id-${m.id}`,
       onclick: () => historyDialog(m) }, m.id)],
-    ['type', 'messages.type', (m) => m.type ?? '—'],
+    ['type', 'messages.type', (m) => clipped(m.type)],
     ['priority', 'messages.priority', (m) => h('span', { class: `priority p${m.priority}` }, m.priority)],
     ['attempt_count', 'messages.attempts', (m) => `${m.attempt_count} / ${m.max_attempts}`],
     ['created_at', 'messages.created', (m) => timeCell(m.created_at)],
@@ -24,17 +24,18 @@ function columns(queueType) {
   const extra = {
     main: [],
     processing: [
-      ['consumer_id', 'messages.consumer', (m) => m.consumer_id ?? '—'],
+      ['consumer_id', 'messages.consumer', (m) => clipped(m.consumer_id)],
       ['locked_until', 'messages.leaseLeft', (m) => h('span', { class: 'lease', 'data-lease': m.locked_until ?? '',
         'data-testid': `lease-${m.id}` }, leaseText(m.locked_until))],
     ],
-    dead: [['last_error', 'messages.lastError', (m) => m.last_error ?? '—']],
+    dead: [['last_error', 'messages.lastError', (m) => clamped(m.last_error)]],
     acknowledged: [['acknowledged_at', 'messages.acknowledged', (m) => timeCell(m.acknowledged_at)]],
     archived: [],
   }[queueType];
   return [...base, ...extra,
+    // The payload takes the width left over (ellipsis); the whole of it is in the history dialog.
     ['payload', 'messages.payload', (m) => h('code', { class: 'payload-preview', title: preview(m.payload, 2000) },
-      preview(m.payload))]];
+      preview(m.payload)), 'payload-cell']];
 }
 
 /** Time left on a lease, from its ISO deadline. */
@@ -110,7 +111,7 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
           h('button', { type: 'button', class: 'sort', 'data-testid': `sort-${column}`, onclick: () => sortBy(column) },
             t(label), active ? (state.sortOrder === 'asc' ? ' ▲' : ' ▼') : ''));
       }),
-      h('th', {}, t('common.actions')));
+      h('th', { class: 'actions' }, t('common.actions')));
   }
 
   function row(message) {
@@ -122,7 +123,7 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
       } });
     return h('tr', { 'data-testid': `msg-row-${message.id}`, class: selected.has(message.id) ? 'selected' : '' },
       h('td', { class: 'check' }, checkbox),
-      cols.map(([, label, cell]) => h('td', { 'data-label': t(label) }, cell(message))),
+      cols.map(([, label, cell, cellClass]) => h('td', { class: cellClass, 'data-label': t(label) }, cell(message))),
       h('td', { class: 'actions' },
         h('button', { type: 'button', class: 'button small', 'data-testid': `msg-history-${message.id}`,
           onclick: () => historyDialog(message) }, t('messages.history')),
