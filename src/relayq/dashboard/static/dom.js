@@ -85,11 +85,17 @@ export function preview(payload, max = 80) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** A datetime-local input value (local time) to an ISO-8601 UTC string, or '' when empty. */
-export function localInputToIso(value) {
-  if (!value) return '';
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? '' : date.toISOString();
+/**
+ * A datetime-local input value (local time, shown to the second) to an ISO-8601 UTC string, or
+ * '' when empty: the start of that second, or with `endOfSecond` its last microsecond (the
+ * server's precision), so that an inclusive "to" bound keeps what was stored at 12:00:05.6
+ * when the screen says 12:00:05.
+ */
+export function localInputToIso(value, { endOfSecond = false } = {}) {
+  const ms = value ? new Date(value).getTime() : NaN;
+  if (Number.isNaN(ms)) return '';
+  const start = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // …:05.000Z
+  return endOfSecond ? start.replace(/\.000Z$/, '.999999Z') : start;
 }
 
 /**

@@ -18,7 +18,10 @@ const PAGE = 50;
 // is stored. One more refetch this long after the last event picks it up.
 const SETTLE_MS = 400;
 
-/** datetime-local value → Unix seconds ('' when empty), as the activity endpoints expect. */
+/**
+ * datetime-local value → whole Unix seconds ('' when empty), as the activity endpoints expect;
+ * they read a whole `end_time` as the end of that second, so "to" includes the second shown.
+ */
 function toUnixSeconds(value) {
   if (!value) return '';
   const ms = new Date(value).getTime();

@@ -83,7 +83,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   const query = () => ({
     queueName: queue, sortBy: state.sortBy, sortOrder: state.sortOrder,
     filterType: state.filterType, filterPriority: state.filterPriority, filterAttempts: state.filterAttempts,
-    startDate: localInputToIso(state.start), endDate: localInputToIso(state.end), search: state.search.trim(),
+    startDate: localInputToIso(state.start), endDate: localInputToIso(state.end, { endOfSecond: true }),
+    search: state.search.trim(),
   });
 
   // --- table -----------------------------------------------------------------------------
