@@ -49,3 +49,44 @@ def test_a_missing_queue_says_so(page: Any, rest: RestClient, base_url: str) -> 
     expect(page.get_by_test_id("tab-count-main")).to_have_text("—")
     expect(page.get_by_test_id("msg-create")).to_have_count(0)
     expect(page.get_by_test_id("queue-settings")).to_have_count(0)
+
+
+def test_selection_survives_live_updates(page: Any, rest: RestClient, base_url: str) -> None:
+    queue = new_queue_name("picks")
+    rest.call("POST", "/queues", {"name": queue})
+    rest.call("POST", "/queue/batch", [{"queue": queue, "type": "bulk", "payload": {"n": n}, "priority": 5}
+                                       for n in range(24)])
+    target = rest.enqueue(queue, "low", {"n": "last"}, priority=0)
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    page.get_by_test_id("page-size").select_option("25")
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 1 · 25 total")
+    page.get_by_test_id(f"msg-select-{target}").check()
+    expect(page.get_by_test_id("selection-info")).to_have_text("1 selected")
+
+    # A more urgent message pushes the selected one to page 2: it stays selected.
+    urgent = rest.enqueue(queue, "urgent", {"n": "first"}, priority=9)
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 2 · 26 total")
+    expect(page.get_by_test_id(f"msg-row-{target}")).to_have_count(0)
+    expect(page.get_by_test_id("selection-info")).to_have_text("1 selected (1 on other pages)")
+
+    # A selected message that a worker takes leaves the selection (it left this tab).
+    page.get_by_test_id(f"msg-select-{urgent}").check()
+    expect(page.get_by_test_id("selection-info")).to_have_text("2 selected (1 on other pages)")
+    assert rest.dequeue(queue)["id"] == urgent
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 1 · 25 total")
+    expect(page.get_by_test_id("selection-info")).to_have_text("1 selected")
+
+    # "Move selected" acts on the whole selection.
+    page.get_by_test_id("bulk-move-target").select_option("dead")
+    page.get_by_test_id("bulk-move").click()
+    page.get_by_test_id("move-dialog").get_by_test_id("dialog-submit").click()
+    expect(page.get_by_test_id("tab-count-dead")).to_have_text("1")
+    expect(page.get_by_test_id("selection-info")).to_have_text("0 selected")
+    dead = rest.call("GET", f"/queue/dead/messages?queueName={queue}")["messages"]
+    assert [message["id"] for message in dead] == [target]
+
+    # A filter change drops the selection (it would act on rows out of view).
+    page.locator(f"{ROWS} input[type=checkbox]").first.check()
+    expect(page.get_by_test_id("selection-info")).to_have_text("1 selected")
+    page.get_by_test_id("filter-priority").select_option("5")
+    expect(page.get_by_test_id("selection-info")).to_have_text("0 selected")

@@ -10,6 +10,12 @@ import {
 
 const PAGE_SIZES = [25, 50, 100, 250];
 const EDITABLE = new Set(['main', 'dead']);
+const STATUS_OF_TAB = { main: 'queued', processing: 'processing', dead: 'dead', acknowledged: 'acknowledged',
+  archived: 'archived' };
+// The SSE event type of messages entering each status (API.md §4); an event about a status with
+// another type tells which messages left it.
+const ENTER_TYPE = { queued: 'enqueue', processing: 'dequeue', dead: 'move_to_dlq', acknowledged: 'acknowledge',
+  archived: 'archive' };
 
 /** Columns per tab: [sort column or null, label key, cell renderer, cell class]. */
 function columns(queueType) {
@@ -76,6 +82,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
     filterType: '', filterPriority: '', filterAttempts: '', start: '', end: '', search: '' };
   if (queueType === 'main') state.sortBy = 'priority';
   if (queueType === 'main') state.sortOrder = 'desc';
+  // Selected ids, kept across refreshes and pages (a live update may move a selected row to
+  // another page); cleared by an action, a filter change, or the message leaving this status.
   const selected = new Set();
   let messages = [];
   const cols = columns(queueType);
@@ -137,7 +145,9 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   }
 
   function drawSelection() {
-    selectionInfo.textContent = t('messages.selected', { count: selected.size });
+    const onPage = messages.filter((message) => selected.has(message.id)).length;
+    selectionInfo.textContent = onPage === selected.size ? t('messages.selected', { count: selected.size })
+      : t('messages.selectedOffPage', { count: selected.size, offPage: selected.size - onPage });
     for (const button of bulkButtons) button.disabled = selected.size === 0;
     bulkTarget.disabled = selected.size === 0;
     selectAll.checked = messages.length > 0 && messages.every((message) => selected.has(message.id));
@@ -167,8 +177,6 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
         return;
       }
       messages = result.messages;
-      const present = new Set(messages.map((message) => message.id));
-      for (const id of [...selected]) if (!present.has(id)) selected.delete(id);
       errorBox.hidden = true;
       drawRows(result.pagination);
     } catch (failure) {
@@ -210,9 +218,13 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   next.addEventListener('click', () => { state.page += 1; refresh(); });
 
   // --- filters ---------------------------------------------------------------------------
+  // Another filter shows other messages: a selection made under the old one would act on rows
+  // no longer in view, so it is dropped.
   const setFilter = (key) => (event) => {
     state[key] = event.target.value;
     state.page = 1;
+    selected.clear();
+    drawSelection();
     refresh();
   };
   let searchTimer = null;
@@ -238,6 +250,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
         oninput: debounced('search') })),
     h('button', { type: 'reset', class: 'button small', 'data-testid': 'filter-clear', onclick: () => {
       Object.assign(state, { filterType: '', filterPriority: '', filterAttempts: '', start: '', end: '', search: '', page: 1 });
+      selected.clear();
+      drawSelection();
       refresh();
     } }, t('filters.clear')));
 
@@ -288,8 +302,21 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   refresh();
 
   const leaseTicker = queueType === 'processing' ? setInterval(() => tickLeases(tbody), 1000) : null;
+  /** Forget selected messages that an event says left this status (taken, acknowledged, …). */
+  function forgetLeft(event) {
+    const payload = event?.payload;
+    const status = STATUS_OF_TAB[queueType];
+    if (event?.queue !== queue || payload?.status !== status || event.type === ENTER_TYPE[status]) return;
+    let changed = false;
+    for (const id of payload.ids ?? []) changed = selected.delete(id) || changed;
+    if (changed) drawSelection();
+  }
+
   return {
-    refresh,
+    refresh(event) {
+      forgetLeft(event);
+      refresh();
+    },
     setTypes(nextTypes) {
       const current = typeSelect.value;
       replace(typeSelect, [['', t('filters.allTypes')], ...nextTypes.map((type) => [type, type])]

@@ -126,7 +126,7 @@ export function renderQueuePage(root, { name, tab }) {
   const unsubscribe = subscribe((event) => {
     if (event.queue && event.queue !== name && !event.payload?.force_refresh) return;
     refreshCounts();
-    controller?.refresh();
+    controller?.refresh(event);
   });
   return () => {
     closed = true;
