@@ -377,6 +377,15 @@ def test_api_key_prompt_cancelled(browser: Any, request: pytest.FixtureRequest) 
             expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", LIVE)
             expect(page.locator(ROWS)).not_to_have_count(0)
             expect(page.get_by_test_id("tab-count-main")).not_to_have_text("—")
+
+            # A stored key that no longer works is asked for again, as invalid.
+            page.evaluate("localStorage.setItem('relay.apiKey', 'stale-key')")
+            page.reload()
+            expect(prompt).to_contain_text("Invalid API key")
+            prompt.get_by_test_id("field-key").fill("open-sesame")
+            prompt.get_by_test_id("dialog-submit").click()
+            expect(prompt).to_be_hidden()
+            expect(page.locator(ROWS)).not_to_have_count(0)
         finally:
             context.close()
 
