@@ -331,6 +331,65 @@ def test_api_key_prompt(browser: Any, request: pytest.FixtureRequest, screenshot
             context.close()
 
 
+@pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
+def test_api_key_prompt_cancelled(browser: Any, request: pytest.FixtureRequest) -> None:
+    from tests.support.server import start_server
+
+    database_url = request.getfixturevalue("live_server").database_url
+    with start_server(database_url, env={"SECRET_KEY": "open-sesame"}) as server:
+        keyed = RestClient(server.url, api_key="open-sesame")
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(f"{server.url}/dashboard/")
+            prompt = page.get_by_test_id("auth-dialog")
+            expect(prompt).to_contain_text("requires an API key")
+            prompt.get_by_test_id("dialog-cancel").click()
+
+            # A lasting state instead of the dialog: a notice with a button, no "Live" badge,
+            # and the error where the table said "Loading…".
+            expect(page.get_by_test_id("auth-needed")).to_be_visible()
+            expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", "key-needed")
+            expect(page.get_by_test_id("queues-error")).to_contain_text("requires an API key")
+
+            # Changes on the server (events) do not bring the dialog back.
+            for number in range(3):
+                keyed.enqueue("default", "keyless", {"n": number})
+                page.wait_for_timeout(500)
+            expect(prompt).to_have_count(0)
+            page.goto(f"{server.url}/dashboard/#/queue/default/main")
+            expect(page.get_by_test_id("page-error")).to_contain_text("requires an API key")
+            expect(page.get_by_test_id("tab-count-main")).to_have_text("—")
+
+            # A reload asks once more; the notice's button asks any time.
+            page.reload()
+            expect(prompt).to_contain_text("requires an API key")
+            prompt.get_by_test_id("dialog-cancel").click()
+            expect(page.get_by_test_id("auth-needed")).to_be_visible()
+            keyed.enqueue("default", "keyless", {"n": 3})
+            page.wait_for_timeout(1000)
+            expect(prompt).to_have_count(0)
+            page.get_by_test_id("auth-enter").click()
+            prompt.get_by_test_id("field-key").fill("open-sesame")
+            prompt.get_by_test_id("dialog-submit").click()
+            expect(prompt).to_be_hidden()
+            expect(page.get_by_test_id("auth-needed")).to_be_hidden()
+            expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", LIVE)
+            expect(page.locator(ROWS)).not_to_have_count(0)
+            expect(page.get_by_test_id("tab-count-main")).not_to_have_text("—")
+
+            # A stored key that no longer works is asked for again, as invalid.
+            page.evaluate("localStorage.setItem('relay.apiKey', 'stale-key')")
+            page.reload()
+            expect(prompt).to_contain_text("Invalid API key")
+            prompt.get_by_test_id("field-key").fill("open-sesame")
+            prompt.get_by_test_id("dialog-submit").click()
+            expect(prompt).to_be_hidden()
+            expect(page.locator(ROWS)).not_to_have_count(0)
+        finally:
+            context.close()
+
+
 def test_paging_sorting_export_and_import(page: Any, rest: RestClient, base_url: str, tmp_path: Path) -> None:
     queue = new_queue_name("bulk")
     rest.call("POST", "/queues", {"name": queue})

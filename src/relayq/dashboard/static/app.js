@@ -3,7 +3,7 @@
 import { api, getApiKey, onUnauthorized, setApiKey } from './api.js';
 import { h, replace, select } from './dom.js';
 import { getLang, LANGUAGES, setLang, t } from './i18n.js';
-import { connect, isLiveEnabled, liveStatus, onStatusChange, setLiveEnabled } from './live.js';
+import { connect, disconnect, isLiveEnabled, liveStatus, onStatusChange, setLiveEnabled } from './live.js';
 import { renderQueuePage, TABS } from './pages/queue.js';
 import { renderQueuesPage } from './pages/queues.js';
 import { errorText, formDialog, isMissingKey } from './ui.js';
@@ -31,6 +31,11 @@ function toggleTheme() {
 
 // --- API key ---------------------------------------------------------------------------------
 let keyDialogOpen = false;
+// keyNeeded: the server answered 401 and no working key has been entered since.
+// keyDeclined: the user cancelled the prompt; then 401s no longer prompt again (they would on
+// every refetch), the page says a key is needed instead, and the event stream is closed.
+let keyNeeded = false;
+let keyDeclined = false;
 
 /** Ask for the API key; verifies it against the server before keeping it. */
 async function askForKey(reason) {
@@ -54,23 +59,52 @@ async function askForKey(reason) {
   });
   keyDialogOpen = false;
   if (saved) {
+    keyNeeded = false;
+    keyDeclined = false;
     connect(); // the SSE URL carries the key
     route();
+  } else if (keyNeeded) {
+    keyDeclined = true;
+    disconnect(); // without a key every event would only end in another 401
+    renderHeader();
   }
 }
 
-onUnauthorized((error) => askForKey(isMissingKey(error) ? t('auth.required') : t('auth.invalid')));
+onUnauthorized((error) => {
+  const first = !keyNeeded;
+  keyNeeded = true;
+  if (first) renderHeader();
+  if (!keyDeclined) askForKey(isMissingKey(error) ? t('auth.required') : t('auth.invalid'));
+});
+
+/** The persistent notice shown after the key prompt was cancelled. */
+function renderAuthBanner() {
+  let banner = document.getElementById('auth-banner');
+  if (!banner) {
+    banner = h('div', { id: 'auth-banner', class: 'auth-banner', role: 'alert', 'data-testid': 'auth-needed' });
+    document.getElementById('app').before(banner);
+  }
+  banner.hidden = !keyDeclined;
+  replace(banner, h('strong', {}, t('auth.needed')), ' ', h('span', {}, t('auth.neededHelp')),
+    h('button', { type: 'button', class: 'button small primary', 'data-testid': 'auth-enter',
+      onclick: () => askForKey(t('auth.required')) }, t('auth.enter')));
+}
 
 // --- header ----------------------------------------------------------------------------------
 const STATUS_CLASS = { live: 'ok', connecting: 'pending', polling: 'pending', off: 'off' };
 
 function liveIndicator() {
+  if (keyNeeded) {
+    return h('span', { class: 'live-dot bad', 'data-testid': 'live-status', 'data-status': 'key-needed',
+      title: t('auth.needed') }, t('auth.needed'));
+  }
   const status = liveStatus();
   return h('span', { class: `live-dot ${STATUS_CLASS[status]}`, 'data-testid': 'live-status', 'data-status': status,
     title: t(`live.${status}`) }, t(`live.${status}`));
 }
 
 function renderHeader() {
+  renderAuthBanner();
   const header = document.getElementById('app-header');
   const onQueues = !location.hash.startsWith('#/queue/');
   replace(header,

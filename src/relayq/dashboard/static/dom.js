@@ -46,9 +46,9 @@ export function fmtTime(value) {
   return date.toLocaleString(getLang() === 'es' ? 'es-ES' : 'en-GB', { hour12: false });
 }
 
-/** A <time> element for a timestamp (kept on one line in tables). */
+/** A <time> element for a timestamp (in a narrow table column, the time goes under the date). */
 export function timeCell(value) {
-  return h('time', { class: 'nowrap' }, fmtTime(value));
+  return h('time', {}, fmtTime(value));
 }
 
 /** A duration in milliseconds, compact: 850 ms, 12.4 s, 3 min 5 s. */
@@ -67,17 +67,35 @@ export function fmtBytes(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
+/** Text that may be long and unbroken (a type, a consumer id): one line, cut with an ellipsis, whole in its tooltip. */
+export function clipped(text) {
+  if (text === null || text === undefined || text === '') return '—';
+  return h('span', { class: 'clip', title: text }, text);
+}
+
+/** Long free text (an error): wrapped anywhere, at most three lines, whole in its tooltip. */
+export function clamped(text) {
+  if (text === null || text === undefined || text === '') return '—';
+  return h('span', { class: 'clamp', title: text }, text);
+}
+
 /** One-line JSON preview of a payload, cut to `max` characters. */
 export function preview(payload, max = 80) {
   const text = JSON.stringify(payload) ?? 'null';
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** A datetime-local input value (local time) to an ISO-8601 UTC string, or '' when empty. */
-export function localInputToIso(value) {
-  if (!value) return '';
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? '' : date.toISOString();
+/**
+ * A datetime-local input value (local time, shown to the second) to an ISO-8601 UTC string, or
+ * '' when empty: the start of that second, or with `endOfSecond` its last microsecond (the
+ * server's precision), so that an inclusive "to" bound keeps what was stored at 12:00:05.6
+ * when the screen says 12:00:05.
+ */
+export function localInputToIso(value, { endOfSecond = false } = {}) {
+  const ms = value ? new Date(value).getTime() : NaN;
+  if (Number.isNaN(ms)) return '';
+  const start = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // …:05.000Z
+  return endOfSecond ? start.replace(/\.000Z$/, '.999999Z') : start;
 }
 
 /**

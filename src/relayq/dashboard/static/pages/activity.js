@@ -1,7 +1,7 @@
 // The activity, anomalies and consumers tabs of the queue page. Filters map one to one onto
 // the query parameters of /api/queue/activity, /activity/anomalies and /activity/consumers.
 import { api } from '../api.js';
-import { coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
+import { clamped, clipped, coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText } from '../ui.js';
 import { anomalyBadge, historyDialog } from './message-dialogs.js';
@@ -13,8 +13,15 @@ export const ANOMALY_TYPES = ['flash_message', 'burst_dequeue', 'large_payload',
   'near_dlq', 'dlq_movement', 'zombie_message', 'bulk_enqueue', 'bulk_delete', 'bulk_move', 'queue_cleared'];
 const SEVERITIES = ['critical', 'warning', 'info'];
 const PAGE = 50;
+// The server writes activity entries in the background (every ACTIVITY_FLUSH_INTERVAL_MS,
+// 100 ms by default), so the refetch an event triggers can run before the entry it announces
+// is stored. One more refetch this long after the last event picks it up.
+const SETTLE_MS = 400;
 
-/** datetime-local value → Unix seconds ('' when empty), as the activity endpoints expect. */
+/**
+ * datetime-local value → whole Unix seconds ('' when empty), as the activity endpoints expect;
+ * they read a whole `end_time` as the end of that second, so "to" includes the second shown.
+ */
 function toUnixSeconds(value) {
   if (!value) return '';
   const ms = new Date(value).getTime();
@@ -89,7 +96,33 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true 
         h('thead', {}, h('tr', {}, head.map((label) => h('th', {}, label)))), tbody)),
     paged ? h('div', { class: 'pager' }, prev, info, next) : null);
   refresh();
-  return { refresh, cleanup: () => refresh.cancel() };
+
+  // Live updates: refetch now (for what is already stored) and once more SETTLE_MS after the
+  // last event of a burst (for the entries still in the server's buffer). Both go through the
+  // coalesced refresh, so a burst still costs at most one request per 500 ms.
+  let settleTimer = null;
+  let lastEvent = 0;
+  const settle = () => {
+    const wait = lastEvent + SETTLE_MS - Date.now();
+    if (wait > 0) {
+      settleTimer = setTimeout(settle, wait);
+      return;
+    }
+    settleTimer = null;
+    refresh();
+  };
+  const liveRefresh = () => {
+    refresh();
+    lastEvent = Date.now();
+    if (!settleTimer) settleTimer = setTimeout(settle, SETTLE_MS);
+  };
+  return {
+    refresh: liveRefresh,
+    cleanup: () => {
+      refresh.cancel();
+      clearTimeout(settleTimer);
+    },
+  };
 }
 
 /** Activity log of one queue, with the server's count of every matching entry by action. */
@@ -124,11 +157,11 @@ export function renderActivityTab(root, { queue }) {
         entry.source_queue ? h('small', { class: 'muted block' },
           `${t(`tab.${entry.source_queue}`)} → ${t(`tab.${entry.dest_queue}`)}`) : null),
       h('td', { 'data-label': head[2] }, messageLink(entry.message_id)),
-      h('td', { 'data-label': head[3] }, entry.message_type ?? '—'),
-      h('td', { 'data-label': head[4] }, entry.consumer_id ?? '—'),
+      h('td', { 'data-label': head[3] }, clipped(entry.message_type)),
+      h('td', { 'data-label': head[4] }, clipped(entry.consumer_id)),
       h('td', { 'data-label': head[5] }, entry.attempt_count ?? '—'),
       h('td', { 'data-label': head[6] }, fmtDuration(entry.processing_time_ms)),
-      h('td', { 'data-label': head[7] }, entry.error_reason ?? '—'),
+      h('td', { 'data-label': head[7] }, clamped(entry.error_reason)),
       h('td', { 'data-label': head[8] }, anomalyBadge(entry.anomaly) ?? '—')),
   });
 }
@@ -169,7 +202,7 @@ export function renderAnomaliesTab(root, { queue }) {
       h('td', { 'data-label': head[3] }, entry.anomaly.description ?? '—'),
       h('td', { 'data-label': head[4] }, entry.action ? t(`activityAction.${entry.action}`) : '—'),
       h('td', { 'data-label': head[5] }, messageLink(entry.message_id)),
-      h('td', { 'data-label': head[6] }, entry.consumer_id ?? '—')),
+      h('td', { 'data-label': head[6] }, clipped(entry.consumer_id))),
   });
 }
 

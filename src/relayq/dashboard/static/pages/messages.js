@@ -1,7 +1,7 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
 import { api, download } from '../api.js';
-import { coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
+import { clamped, clipped, coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText, toast } from '../ui.js';
 import {
@@ -10,13 +10,19 @@ import {
 
 const PAGE_SIZES = [25, 50, 100, 250];
 const EDITABLE = new Set(['main', 'dead']);
+const STATUS_OF_TAB = { main: 'queued', processing: 'processing', dead: 'dead', acknowledged: 'acknowledged',
+  archived: 'archived' };
+// The SSE event type of messages entering each status (API.md §4); an event about a status with
+// another type tells which messages left it.
+const ENTER_TYPE = { queued: 'enqueue', processing: 'dequeue', dead: 'move_to_dlq', acknowledged: 'acknowledge',
+  archived: 'archive' };
 
-/** Columns per tab: [sort column or null, label key, cell renderer]. */
+/** Columns per tab: [sort column or null, label key, cell renderer, cell class]. */
 function columns(queueType) {
   const base = [
     ['id', 'messages.id', (m) => h('button', { type: 'button', class: 'link mono', 'data-testid': `msg-id-${m.id}`,
       onclick: () => historyDialog(m) }, m.id)],
-    ['type', 'messages.type', (m) => m.type ?? '—'],
+    ['type', 'messages.type', (m) => clipped(m.type)],
     ['priority', 'messages.priority', (m) => h('span', { class: `priority p${m.priority}` }, m.priority)],
     ['attempt_count', 'messages.attempts', (m) => `${m.attempt_count} / ${m.max_attempts}`],
     ['created_at', 'messages.created', (m) => timeCell(m.created_at)],
@@ -24,17 +30,18 @@ function columns(queueType) {
   const extra = {
     main: [],
     processing: [
-      ['consumer_id', 'messages.consumer', (m) => m.consumer_id ?? '—'],
+      ['consumer_id', 'messages.consumer', (m) => clipped(m.consumer_id)],
       ['locked_until', 'messages.leaseLeft', (m) => h('span', { class: 'lease', 'data-lease': m.locked_until ?? '',
         'data-testid': `lease-${m.id}` }, leaseText(m.locked_until))],
     ],
-    dead: [['last_error', 'messages.lastError', (m) => m.last_error ?? '—']],
+    dead: [['last_error', 'messages.lastError', (m) => clamped(m.last_error)]],
     acknowledged: [['acknowledged_at', 'messages.acknowledged', (m) => timeCell(m.acknowledged_at)]],
     archived: [],
   }[queueType];
   return [...base, ...extra,
+    // The payload takes the width left over (ellipsis); the whole of it is in the history dialog.
     ['payload', 'messages.payload', (m) => h('code', { class: 'payload-preview', title: preview(m.payload, 2000) },
-      preview(m.payload))]];
+      preview(m.payload)), 'payload-cell']];
 }
 
 /** Time left on a lease, from its ISO deadline. */
@@ -75,6 +82,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
     filterType: '', filterPriority: '', filterAttempts: '', start: '', end: '', search: '' };
   if (queueType === 'main') state.sortBy = 'priority';
   if (queueType === 'main') state.sortOrder = 'desc';
+  // Selected ids, kept across refreshes and pages (a live update may move a selected row to
+  // another page); cleared by an action, a filter change, or the message leaving this status.
   const selected = new Set();
   let messages = [];
   const cols = columns(queueType);
@@ -82,7 +91,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   const query = () => ({
     queueName: queue, sortBy: state.sortBy, sortOrder: state.sortOrder,
     filterType: state.filterType, filterPriority: state.filterPriority, filterAttempts: state.filterAttempts,
-    startDate: localInputToIso(state.start), endDate: localInputToIso(state.end), search: state.search.trim(),
+    startDate: localInputToIso(state.start), endDate: localInputToIso(state.end, { endOfSecond: true }),
+    search: state.search.trim(),
   });
 
   // --- table -----------------------------------------------------------------------------
@@ -110,7 +120,7 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
           h('button', { type: 'button', class: 'sort', 'data-testid': `sort-${column}`, onclick: () => sortBy(column) },
             t(label), active ? (state.sortOrder === 'asc' ? ' ▲' : ' ▼') : ''));
       }),
-      h('th', {}, t('common.actions')));
+      h('th', { class: 'actions' }, t('common.actions')));
   }
 
   function row(message) {
@@ -122,7 +132,7 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
       } });
     return h('tr', { 'data-testid': `msg-row-${message.id}`, class: selected.has(message.id) ? 'selected' : '' },
       h('td', { class: 'check' }, checkbox),
-      cols.map(([, label, cell]) => h('td', { 'data-label': t(label) }, cell(message))),
+      cols.map(([, label, cell, cellClass]) => h('td', { class: cellClass, 'data-label': t(label) }, cell(message))),
       h('td', { class: 'actions' },
         h('button', { type: 'button', class: 'button small', 'data-testid': `msg-history-${message.id}`,
           onclick: () => historyDialog(message) }, t('messages.history')),
@@ -135,7 +145,9 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   }
 
   function drawSelection() {
-    selectionInfo.textContent = t('messages.selected', { count: selected.size });
+    const onPage = messages.filter((message) => selected.has(message.id)).length;
+    selectionInfo.textContent = onPage === selected.size ? t('messages.selected', { count: selected.size })
+      : t('messages.selectedOffPage', { count: selected.size, offPage: selected.size - onPage });
     for (const button of bulkButtons) button.disabled = selected.size === 0;
     bulkTarget.disabled = selected.size === 0;
     selectAll.checked = messages.length > 0 && messages.every((message) => selected.has(message.id));
@@ -165,8 +177,6 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
         return;
       }
       messages = result.messages;
-      const present = new Set(messages.map((message) => message.id));
-      for (const id of [...selected]) if (!present.has(id)) selected.delete(id);
       errorBox.hidden = true;
       drawRows(result.pagination);
     } catch (failure) {
@@ -208,9 +218,13 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   next.addEventListener('click', () => { state.page += 1; refresh(); });
 
   // --- filters ---------------------------------------------------------------------------
+  // Another filter shows other messages: a selection made under the old one would act on rows
+  // no longer in view, so it is dropped.
   const setFilter = (key) => (event) => {
     state[key] = event.target.value;
     state.page = 1;
+    selected.clear();
+    drawSelection();
     refresh();
   };
   let searchTimer = null;
@@ -236,6 +250,8 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
         oninput: debounced('search') })),
     h('button', { type: 'reset', class: 'button small', 'data-testid': 'filter-clear', onclick: () => {
       Object.assign(state, { filterType: '', filterPriority: '', filterAttempts: '', start: '', end: '', search: '', page: 1 });
+      selected.clear();
+      drawSelection();
       refresh();
     } }, t('filters.clear')));
 
@@ -286,8 +302,21 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   refresh();
 
   const leaseTicker = queueType === 'processing' ? setInterval(() => tickLeases(tbody), 1000) : null;
+  /** Forget selected messages that an event says left this status (taken, acknowledged, …). */
+  function forgetLeft(event) {
+    const payload = event?.payload;
+    const status = STATUS_OF_TAB[queueType];
+    if (event?.queue !== queue || payload?.status !== status || event.type === ENTER_TYPE[status]) return;
+    let changed = false;
+    for (const id of payload.ids ?? []) changed = selected.delete(id) || changed;
+    if (changed) drawSelection();
+  }
+
   return {
-    refresh,
+    refresh(event) {
+      forgetLeft(event);
+      refresh();
+    },
     setTypes(nextTypes) {
       const current = typeSelect.value;
       replace(typeSelect, [['', t('filters.allTypes')], ...nextTypes.map((type) => [type, type])]

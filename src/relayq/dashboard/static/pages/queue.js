@@ -39,20 +39,68 @@ function renderTab(content, name, tab, types, onChange) {
   return renderConsumersTab(content, { queue: name });
 }
 
+/** True when /queue/status counts no message at all (which is also how it answers for a queue that does not exist). */
+function isEmpty(status) {
+  return MESSAGE_TABS.every((key) => status[STATUS_KEYS[key]].length === 0);
+}
+
+/** Whether queue `name` exists (GET /queues/{name}: 404 QUEUE_NOT_FOUND when not). */
+function queueExists(name) {
+  return api.get(`queues/${encodeURIComponent(name)}`).then(() => true,
+    (failure) => {
+      if (failure.code === 'QUEUE_NOT_FOUND') return false;
+      throw failure;
+    });
+}
+
 /** Render the page of queue `name` with `tab` open; returns a cleanup function. */
 export function renderQueuePage(root, { name, tab }) {
   const nav = h('nav', { class: 'tabs', role: 'tablist' }, TABS.map((key) => tabLink(name, key, key === tab)));
+  const settings = h('div', {});
   const heading = h('div', { class: 'page-head' },
     h('div', {},
       h('a', { href: '#/queues', class: 'crumb', 'data-testid': 'back-to-queues' }, `← ${t('queues.title')}`),
-      h('h1', { 'data-testid': 'queue-title' }, name)));
+      h('h1', { 'data-testid': 'queue-title' }, name),
+      settings));
   const content = h('div', { class: 'tab-body' }, h('p', { class: 'muted' }, t('common.loading')));
   replace(root, h('section', { class: 'page' }, heading, nav, content));
 
   let controller = null;
   let closed = false;
+  let missing = false;
+
+  const setCounts = (text) => {
+    for (const badge of nav.querySelectorAll('.tab-count')) badge.textContent = text;
+  };
+
+  /** Replace the tab with an error; for a queue that does not exist (any more), say so. */
+  function showFailure(failure) {
+    missing = failure.code === 'QUEUE_NOT_FOUND';
+    controller?.cleanup();
+    controller = null;
+    setCounts('—');
+    if (missing) replace(settings);
+    replace(content, h('p', { class: 'form-error', 'data-testid': 'page-error' },
+      missing ? t('queue.notFound', { name }) : errorText(failure)));
+  }
+
   const refreshCounts = coalesce(async () => {
     const status = await fetchStatus(name);
+    if (closed) return;
+    // /queue/status answers for a deleted (or renamed) queue as for an empty one: only an empty
+    // answer needs asking whether the queue still exists.
+    if (isEmpty(status) || missing) {
+      const exists = await queueExists(name);
+      if (closed) return;
+      if (!exists) {
+        if (!missing) showFailure({ code: 'QUEUE_NOT_FOUND' });
+        return;
+      }
+      if (missing) { // created again under this name
+        start();
+        return;
+      }
+    }
     for (const key of MESSAGE_TABS) {
       const badge = nav.querySelector(`[data-testid="tab-count-${key}"]`);
       if (badge) badge.textContent = String(status[STATUS_KEYS[key]].length);
@@ -61,15 +109,16 @@ export function renderQueuePage(root, { name, tab }) {
   }, 500);
 
   async function start() {
+    missing = false;
     try {
       const [queue, status] = await Promise.all([api.get(`queues/${encodeURIComponent(name)}`), fetchStatus(name)]);
       if (closed) return;
-      heading.firstChild.append(settingsLine(queue));
+      replace(settings, settingsLine(queue));
+      controller?.cleanup();
       controller = renderTab(content, name, tab, status.availableTypes, refreshCounts);
       refreshCounts();
     } catch (failure) {
-      replace(content, h('p', { class: 'form-error', 'data-testid': 'page-error' },
-        failure.code === 'QUEUE_NOT_FOUND' ? t('queue.notFound', { name }) : errorText(failure)));
+      if (!closed) showFailure(failure);
     }
   }
   start();
@@ -77,7 +126,7 @@ export function renderQueuePage(root, { name, tab }) {
   const unsubscribe = subscribe((event) => {
     if (event.queue && event.queue !== name && !event.payload?.force_refresh) return;
     refreshCounts();
-    controller?.refresh();
+    controller?.refresh(event);
   });
   return () => {
     closed = true;

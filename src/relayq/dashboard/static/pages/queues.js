@@ -188,6 +188,7 @@ export function renderQueuesPage(root) {
   const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 9, class: 'muted' }, t('common.loading'))));
   const error = h('p', { class: 'form-error', hidden: true, 'data-testid': 'page-error' });
   let queues = [];
+  let loaded = false;
 
   const draw = () => replace(body, queues.length
     ? queues.map((queue) => queueRow(queue, reload))
@@ -196,9 +197,16 @@ export function renderQueuesPage(root) {
   const reload = coalesce(async () => {
     try {
       queues = await fetchQueues();
+      loaded = true;
       error.hidden = true;
       draw();
     } catch (failure) {
+      if (!loaded) {
+        // Nothing to show yet: the error takes the place of "Loading…".
+        replace(body, h('tr', {}, h('td', { colspan: 9, class: 'form-error', 'data-testid': 'queues-error' },
+          errorText(failure))));
+        return;
+      }
       replace(error, errorText(failure));
       error.hidden = false;
     }
