@@ -39,9 +39,10 @@ SEMANTICS = """
   available after `retry_delay_seconds × 2^(attempt_count−1)` seconds, capped at 3600.
 - **Delayed delivery**: `delaySeconds` (0–2,592,000) on enqueue and nack.
 - **Idempotent enqueue**: `idempotencyKey` (1–255 chars); a repeat while a message with that
-  key exists in the queue answers `200 {"duplicate": true, "id": <existing>}`. For partitioned
-  queues the check is made before the insert (not enforced by a unique index), so two
-  concurrent first enqueues with one key may both be stored.
+  key exists in the queue answers `200 {"duplicate": true, "id": <existing>}`. Standard and
+  unlogged queues enforce it with a unique index; partitioned queues (where no unique index can
+  span the time partitions) with a transaction lock per key and a look at committed rows, so
+  concurrent enqueues of one key store one message there too.
 - **Long-poll**: `timeout` seconds on dequeue; the request wakes as soon as a message arrives.
 - **Natural batching**: concurrent single-message enqueues, dequeues and acks are sent as one
   statement while earlier statements are in flight (`ENQUEUE_BUFFER_*` settings).

@@ -54,9 +54,8 @@ def load_named(filename: str) -> dict[str, str]:
 def _expand(body: str, kind: StorageKind) -> str:
     partitioned = kind == "partitioned"
     replacements = {  # in order: the guard names {messages}
-        "{idempotency_guard}": (
-            "AND (i.idem_key IS NULL OR NOT EXISTS (SELECT 1 FROM {messages} e"
-            " WHERE e.queue_name = coalesce(i.queue_name, 'default') AND e.idempotency_key = i.idem_key))"
+        "{idempotency_guard}": (  # an advisory lock per key, then a fresh look (migration 0013)
+            "AND (i.idem_key IS NULL OR relay.idempotency_key_free(coalesce(i.queue_name, 'default'), i.idem_key))"
             if partitioned else ""
         ),
         "{messages}": MESSAGE_TABLES[kind],
@@ -64,7 +63,7 @@ def _expand(body: str, kind: StorageKind) -> str:
         "{event_columns}": EVENT_COLUMNS,
         "{backoff}": BACKOFF,
         # A unique index answers for idempotency keys where one can exist; time partitions
-        # cannot hold one across the whole queue, so there a lookup per keyed message does.
+        # cannot hold one across the whole queue, so there a locked lookup per keyed message does.
         "{on_conflict}": (
             "" if partitioned else "ON CONFLICT (queue_name, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
         ),

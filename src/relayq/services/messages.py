@@ -229,6 +229,8 @@ class MessageService:
             if not row["all_found"]:
                 raise _StaleQueues()
             return dict.fromkeys(ids, row["max_attempts"])  # every row stored, one max_attempts
+        if kind == "partitioned":
+            items, ids = _first_of_each_key(items, ids)
         queue_names = list(dict.fromkeys(i.queue for i in items)) if len(refs) > 1 else list(refs)
         row = await runner.fetchrow(
             QUERIES.get("enqueue", kind), ids, _encode_items(items).decode(), queue_names,
@@ -489,6 +491,28 @@ class MessageService:
             "lock_stolen", current.get("queue_name"), rows=[dict(current)],
             context={"operation": op, "presented_lock_token": token},
         ))
+
+
+def _first_of_each_key(items: Sequence[NewMessage], ids: list[str]) -> tuple[list[NewMessage], list[str]]:
+    """The items to insert into a partitioned table: each (queue, idempotency key) once.
+
+    Time partitions cannot hold a unique index across a queue, and the statement's existence
+    check does not see the rows the statement itself inserts, so a key repeated within one
+    statement (a batch, or concurrent single enqueues merged into one) would be stored each time.
+    The left-out items resolve to the first one's id (`_resolve_duplicates`).
+    """
+    seen: set[tuple[str, str]] = set()
+    kept_items: list[NewMessage] = []
+    kept_ids: list[str] = []
+    for item, mid in zip(items, ids, strict=True):
+        if item.idempotency_key is not None:
+            key = (item.queue, item.idempotency_key)
+            if key in seen:
+                continue
+            seen.add(key)
+        kept_items.append(item)
+        kept_ids.append(mid)
+    return kept_items, kept_ids
 
 
 def _uniform(items: Sequence[NewMessage]) -> bool:

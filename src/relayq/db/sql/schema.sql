@@ -273,3 +273,15 @@ ALTER TABLE relay.activity_log
     ALTER COLUMN anomaly_type SET STATISTICS 10, ALTER COLUMN anomaly_severity SET STATISTICS 10,
     ALTER COLUMN entry SET STATISTICS 10;
 ALTER TABLE relay.activity_log SET (autovacuum_vacuum_cost_limit = 2000);
+
+-- Idempotency keys of partitioned queues (no unique index spans time partitions): a keyed insert
+-- takes a transaction advisory lock on (queue, key), then looks with a fresh snapshot, so a
+-- concurrent statement's insert of the key is seen once it commits (migration 0013).
+CREATE FUNCTION relay.idempotency_key_free(qname text, ikey text) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(1768188793, hashtext(qname || '/' || ikey));
+    RETURN NOT EXISTS (SELECT 1 FROM relay.messages_partitioned e
+                       WHERE e.queue_name = qname AND e.idempotency_key = ikey);
+END
+$$;
