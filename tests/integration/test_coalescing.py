@@ -204,3 +204,30 @@ async def test_deadlocked_statements_run_again_then_answer_503(relay: Relay) -> 
     with pytest.raises(RelayError) as refused:
         await relay.db.fetchval("SELECT relay.test_deadlock(100)")
     assert refused.value.status == 503
+
+
+async def test_a_key_whose_holder_is_deleted_before_the_look_up_is_stored_not_refused(relay: Relay) -> None:
+    """The insert saw the key held (nothing stored for it); the holder is deleted before the
+    look-up of its id. The key is free then: the item is stored, the batch stays whole, and a
+    request merged with it is not run again (it used to be: a 409 "retry" after the commit, and
+    every merged request stored twice)."""
+    held = NewMessage(queue="co", type="t", payload=msgspec.Raw(b"0"), idempotency_key="held")
+    (holder,) = await relay.messages.enqueue([held])
+    insert = relay.messages._insert
+    calls = 0
+
+    async def insert_then_delete_holder(*args: object) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        stored = await insert(*args)  # type: ignore[arg-type]
+        if calls == 1:
+            await relay.admin.delete([holder.id], bulk=False)
+        return stored
+
+    relay.messages._insert = insert_then_delete_holder  # type: ignore[method-assign]
+    batch = [message(1), NewMessage(queue="co", type="t", payload=msgspec.Raw(b"2"), idempotency_key="held")]
+    first, second = await asyncio.gather(relay.messages.enqueue(batch, batch=True), relay.messages.enqueue([message(3)]))
+    assert second[0].id not in {r.id for r in first}
+    assert not first[1].duplicate and first[1].id != holder.id
+    rows = await relay.db.fetch("SELECT payload::text AS p FROM relay.messages WHERE queue_name = 'co' ORDER BY 1")
+    assert sorted(r["p"] for r in rows) == ["2", '{"n":1}', '{"n":3}']  # each stored once, the holder gone

@@ -184,7 +184,21 @@ class MessageService:
             refs = {name: await self.queues.resolve(name, refresh=True) for name in refs}
             ids = _new_ids(items, refs)
             inserted = await self._insert(items, ids, refs)
-        return await self._resolve_duplicates(items, ids, inserted, refs), inserted
+        for _ in range(HOLDER_RETRIES):
+            results, vanished = await self._resolve_duplicates(items, ids, inserted, refs)
+            if not vanished:
+                return results, inserted
+            # These items' keys were held when they were inserted, and the holders were deleted
+            # before the look-up: the keys are free now, so the items are stored after all (a
+            # repeat creates nothing only while a holder exists). Answering "retry" instead would
+            # leave the rest of the statement stored (the batch no longer all or nothing, and
+            # merged requests run again: stored twice).
+            again = [items[i] for i in vanished]
+            again_ids = _new_ids(again, refs)
+            inserted.update(await self._insert(again, again_ids, refs))
+            for index, mid in zip(vanished, again_ids, strict=True):
+                ids[index] = mid
+        raise RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
 
     async def _insert(
         self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]
@@ -242,9 +256,10 @@ class MessageService:
 
     async def _resolve_duplicates(
         self, items: Sequence[NewMessage], ids: list[str], inserted: Mapping[str, int], refs: dict[str, QueueRef]
-    ) -> list[Enqueued]:
-        if len(inserted) == len(items):
-            return [Enqueued(mid, item.queue) for mid, item in zip(ids, items, strict=True)]
+    ) -> tuple[list[Enqueued], list[int]]:
+        """Each item's outcome; or the indexes of items whose key holder vanished since the insert."""
+        if len(inserted) == len(items):  # `inserted` only holds ids in `ids`: all of them stored
+            return [Enqueued(mid, item.queue) for mid, item in zip(ids, items, strict=True)], []
         # Some idempotency keys already existed (in the table, or earlier in this batch).
         first_in_batch: dict[tuple[str, str], str] = {}
         missing: list[tuple[str, str, StorageKind]] = []
@@ -261,16 +276,18 @@ class MessageService:
             )
             existing.update({(r["queue_name"], r["idempotency_key"]): r["id"] for r in rows})
         results: list[Enqueued] = []
-        for mid, item in zip(ids, items, strict=True):
+        vanished: list[int] = []
+        for index, (mid, item) in enumerate(zip(ids, items, strict=True)):
             if mid in inserted:
                 results.append(Enqueued(mid, item.queue))
                 continue
             key = (item.queue, item.idempotency_key or "")
             found = first_in_batch.get(key) or existing.get(key)
             if found is None:  # the holder was deleted between our insert and lookup
-                raise RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
+                vanished.append(index)
+                continue
             results.append(Enqueued(found, item.queue, duplicate=True))
-        return results
+        return results, vanished
 
     def _announce_enqueue(
         self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool, inserted: Mapping[str, int]
@@ -491,6 +508,10 @@ class MessageService:
             "lock_stolen", current.get("queue_name"), rows=[dict(current)],
             context={"operation": op, "presented_lock_token": token},
         ))
+
+
+# Inserts again of items whose idempotency key holder vanished before the look-up (_store).
+HOLDER_RETRIES = 3
 
 
 def _first_of_each_key(items: Sequence[NewMessage], ids: list[str]) -> tuple[list[NewMessage], list[str]]:
