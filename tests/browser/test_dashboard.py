@@ -7,11 +7,13 @@ assertions read what the page shows. Screenshots for docs/dashboard.md are taken
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -302,8 +304,9 @@ def test_spanish_dark_mode_and_phone(
     shot(page, screenshot_dir / "phone-queues.png", full_page=True)
 
 
-@pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
-def test_api_key_prompt(browser: Any, request: pytest.FixtureRequest, screenshot_dir: Path) -> None:
+@contextlib.contextmanager
+def key_prompt(browser: Any, request: pytest.FixtureRequest) -> Iterator[tuple[Any, Any, Any]]:
+    """The dashboard of a server with SECRET_KEY, showing its key prompt: (server, page, prompt)."""
     from tests.support.server import start_server
 
     database_url = request.getfixturevalue("live_server").database_url
@@ -314,80 +317,75 @@ def test_api_key_prompt(browser: Any, request: pytest.FixtureRequest, screenshot
             page.goto(f"{server.url}/dashboard/")
             prompt = page.get_by_test_id("auth-dialog")
             expect(prompt).to_contain_text("requires an API key")
-            prompt.get_by_test_id("field-key").fill("wrong-key")
-            prompt.get_by_test_id("dialog-submit").click()
-            expect(prompt.get_by_test_id("dialog-error")).to_contain_text("Invalid API key")
-            shot(page, screenshot_dir / "api-key.png")
-
-            prompt.get_by_test_id("field-key").fill("open-sesame")
-            prompt.get_by_test_id("dialog-submit").click()
-            expect(prompt).to_be_hidden()
-            expect(page.get_by_test_id("queue-row-default")).to_be_visible()
-
-            # The key also opens the full event stream: counts still update live.
-            RestClient(server.url, api_key="open-sesame").enqueue("default", "keyed", {"ok": True})
-            expect(page.get_by_test_id("count-default-queued")).not_to_have_text("0")
+            yield server, page, prompt
         finally:
             context.close()
+
+
+@pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
+def test_api_key_prompt(browser: Any, request: pytest.FixtureRequest, screenshot_dir: Path) -> None:
+    with key_prompt(browser, request) as (server, page, prompt):
+        prompt.get_by_test_id("field-key").fill("wrong-key")
+        prompt.get_by_test_id("dialog-submit").click()
+        expect(prompt.get_by_test_id("dialog-error")).to_contain_text("Invalid API key")
+        shot(page, screenshot_dir / "api-key.png")
+
+        prompt.get_by_test_id("field-key").fill("open-sesame")
+        prompt.get_by_test_id("dialog-submit").click()
+        expect(prompt).to_be_hidden()
+        expect(page.get_by_test_id("queue-row-default")).to_be_visible()
+
+        # The key also opens the full event stream: counts still update live.
+        RestClient(server.url, api_key="open-sesame").enqueue("default", "keyed", {"ok": True})
+        expect(page.get_by_test_id("count-default-queued")).not_to_have_text("0")
 
 
 @pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
 def test_api_key_prompt_cancelled(browser: Any, request: pytest.FixtureRequest) -> None:
-    from tests.support.server import start_server
-
-    database_url = request.getfixturevalue("live_server").database_url
-    with start_server(database_url, env={"SECRET_KEY": "open-sesame"}) as server:
+    with key_prompt(browser, request) as (server, page, prompt):
         keyed = RestClient(server.url, api_key="open-sesame")
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        page = context.new_page()
-        try:
-            page.goto(f"{server.url}/dashboard/")
-            prompt = page.get_by_test_id("auth-dialog")
-            expect(prompt).to_contain_text("requires an API key")
-            prompt.get_by_test_id("dialog-cancel").click()
+        prompt.get_by_test_id("dialog-cancel").click()
 
-            # A lasting state instead of the dialog: a notice with a button, no "Live" badge,
-            # and the error where the table said "Loading…".
-            expect(page.get_by_test_id("auth-needed")).to_be_visible()
-            expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", "key-needed")
-            expect(page.get_by_test_id("queues-error")).to_contain_text("requires an API key")
+        # A lasting state instead of the dialog: a notice with a button, no "Live" badge,
+        # and the error where the table said "Loading…".
+        expect(page.get_by_test_id("auth-needed")).to_be_visible()
+        expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", "key-needed")
+        expect(page.get_by_test_id("queues-error")).to_contain_text("requires an API key")
 
-            # Changes on the server (events) do not bring the dialog back.
-            for number in range(3):
-                keyed.enqueue("default", "keyless", {"n": number})
-                page.wait_for_timeout(500)
-            expect(prompt).to_have_count(0)
-            page.goto(f"{server.url}/dashboard/#/queue/default/main")
-            expect(page.get_by_test_id("page-error")).to_contain_text("requires an API key")
-            expect(page.get_by_test_id("tab-count-main")).to_have_text("—")
+        # Changes on the server (events) do not bring the dialog back.
+        for number in range(3):
+            keyed.enqueue("default", "keyless", {"n": number})
+            page.wait_for_timeout(500)
+        expect(prompt).to_have_count(0)
+        page.goto(f"{server.url}/dashboard/#/queue/default/main")
+        expect(page.get_by_test_id("page-error")).to_contain_text("requires an API key")
+        expect(page.get_by_test_id("tab-count-main")).to_have_text("—")
 
-            # A reload asks once more; the notice's button asks any time.
-            page.reload()
-            expect(prompt).to_contain_text("requires an API key")
-            prompt.get_by_test_id("dialog-cancel").click()
-            expect(page.get_by_test_id("auth-needed")).to_be_visible()
-            keyed.enqueue("default", "keyless", {"n": 3})
-            page.wait_for_timeout(1000)
-            expect(prompt).to_have_count(0)
-            page.get_by_test_id("auth-enter").click()
-            prompt.get_by_test_id("field-key").fill("open-sesame")
-            prompt.get_by_test_id("dialog-submit").click()
-            expect(prompt).to_be_hidden()
-            expect(page.get_by_test_id("auth-needed")).to_be_hidden()
-            expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", LIVE)
-            expect(page.locator(ROWS)).not_to_have_count(0)
-            expect(page.get_by_test_id("tab-count-main")).not_to_have_text("—")
+        # A reload asks once more; the notice's button asks any time.
+        page.reload()
+        expect(prompt).to_contain_text("requires an API key")
+        prompt.get_by_test_id("dialog-cancel").click()
+        expect(page.get_by_test_id("auth-needed")).to_be_visible()
+        keyed.enqueue("default", "keyless", {"n": 3})
+        page.wait_for_timeout(1000)
+        expect(prompt).to_have_count(0)
+        page.get_by_test_id("auth-enter").click()
+        prompt.get_by_test_id("field-key").fill("open-sesame")
+        prompt.get_by_test_id("dialog-submit").click()
+        expect(prompt).to_be_hidden()
+        expect(page.get_by_test_id("auth-needed")).to_be_hidden()
+        expect(page.get_by_test_id("live-status")).to_have_attribute("data-status", LIVE)
+        expect(page.locator(ROWS)).not_to_have_count(0)
+        expect(page.get_by_test_id("tab-count-main")).not_to_have_text("—")
 
-            # A stored key that no longer works is asked for again, as invalid.
-            page.evaluate("localStorage.setItem('relay.apiKey', 'stale-key')")
-            page.reload()
-            expect(prompt).to_contain_text("Invalid API key")
-            prompt.get_by_test_id("field-key").fill("open-sesame")
-            prompt.get_by_test_id("dialog-submit").click()
-            expect(prompt).to_be_hidden()
-            expect(page.locator(ROWS)).not_to_have_count(0)
-        finally:
-            context.close()
+        # A stored key that no longer works is asked for again, as invalid.
+        page.evaluate("localStorage.setItem('relay.apiKey', 'stale-key')")
+        page.reload()
+        expect(prompt).to_contain_text("Invalid API key")
+        prompt.get_by_test_id("field-key").fill("open-sesame")
+        prompt.get_by_test_id("dialog-submit").click()
+        expect(prompt).to_be_hidden()
+        expect(page.locator(ROWS)).not_to_have_count(0)
 
 
 def test_paging_sorting_export_and_import(page: Any, rest: RestClient, base_url: str, tmp_path: Path) -> None:
