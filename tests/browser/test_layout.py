@@ -50,13 +50,17 @@ def test_row_actions_fit_a_desktop_window(page: Any, rest: RestClient, base_url:
             box = button.bounding_box()
             assert box is not None and box["x"] >= 0, f"{tab}: an action button is hidden"
             assert box["x"] + box["width"] <= 1280, f"{tab}: an action button ends at {box['x'] + box['width']}"
-        widths = page.evaluate(
-            """() => ({
-                page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
-                table: document.querySelector('[data-testid="messages-table"]').scrollWidth,
-                box: document.querySelector('.table-wrap').clientWidth,
-            })"""
-        )
+        # A live refresh may be replacing the table at this moment: wait until both are there.
+        widths = page.wait_for_function(
+            """() => {
+                const table = document.querySelector('[data-testid="messages-table"]');
+                const box = document.querySelector('.table-wrap');
+                return table && box && {
+                    page: document.documentElement.scrollWidth, window: document.documentElement.clientWidth,
+                    table: table.scrollWidth, box: box.clientWidth,
+                };
+            }"""
+        ).json_value()
         assert widths["page"] <= widths["window"], f"{tab}: the page scrolls sideways: {widths}"
         assert widths["table"] <= widths["box"], f"{tab}: the table overflows its box: {widths}"
 
