@@ -203,3 +203,18 @@ def test_prometheus_metrics(api: httpx.Client, live_server: LiveServer, queue: s
                    "relayq_activity_flushes_total", "relayq_activity_dropped_total",
                    'relayq_http_request_duration_seconds_bucket{method="POST",route="/api/queue/message",status="201"'):
         assert family in text, family
+
+
+def test_a_nul_character_in_a_payload_does_not_break_the_activity_pages(api: httpx.Client, queue: str) -> None:
+    """The message keeps U+0000 (json can); the log's copy, read as jsonb, says U+FFFD instead."""
+    payloads = [{"s": "a\u0000b"}, {"s": "a\\u0000b"}]  # a NUL; a backslash followed by "u0000"
+    ids = [enqueue(api, queue, payload=payload) for payload in payloads]
+    listed = eventually(lambda: api.get("/queue/activity", params={"queue_name": queue}),
+                        lambda r: r.status_code != 200 or len(r.json()["logs"]) >= 2)
+    assert listed.status_code == 200, listed.text
+    for message_id, kept in zip(ids, [{"s": "a\ufffdb"}, {"s": "a\\u0000b"}], strict=True):
+        history = api.get(f"/queue/activity/message/{message_id}")
+        assert history.status_code == 200, history.text
+        assert history.json()["history"][0]["payload"] == kept
+    stored = api.get("/queue/main/messages", params={"queueName": queue}).json()["messages"]
+    assert sorted(m["payload"]["s"] for m in stored) == sorted(p["s"] for p in payloads)  # the messages as sent

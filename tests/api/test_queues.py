@@ -40,7 +40,7 @@ def test_create_validation(api: httpx.Client) -> None:
                  # a retention the maintenance pass could not subtract from now() (it would stop every queue's)
                  {"name": "ok", "queue_type": "partitioned", "partition_interval": "daily",
                   "retention_interval": "99999999999999999999 days"},
-                 {"name": "ok", "retention_interval": "1201 months"}]:
+                 {"name": "ok", "retention_interval": "1201 months"}, {"name": "ok", "retention_interval": ""}]:
         response = api.post("/queues", json=body)
         assert response.status_code == 400, body
         assert response.json()["code"] == "VALIDATION_ERROR"

@@ -166,7 +166,7 @@ class QueueService:
                 raise RelayError(
                     400, "VALIDATION_ERROR", "Partitioned queues require partition_interval and retention_interval"
                 )
-        if retention:
+        if retention is not None:  # "" too: stored, it would fail every maintenance pass
             retention_to_interval(retention)
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(

@@ -8,6 +8,7 @@ counted in the database's background counter (`Database.background_stats`, as ma
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,9 +66,18 @@ def to_record(at: datetime, entry: dict[str, Any]) -> Record:
     of an entry's 36 are null, and leaving them out takes its stored size from ~650 bytes to
     ~250, less for PostgreSQL to parse, store and log; reads put them back, ENTRY_JSON)."""
     anomaly = entry.get("anomaly")
+    text = _encoder.encode({k: v for k, v in entry.items() if v is not None})
+    if b"\\u0000" in text:
+        text = _NUL_ESCAPE.sub(rb"\1\\ufffd", text)
     return (at, entry["action"], entry["message_id"], entry["queue"], entry["consumer_id"],
-            anomaly["type"] if anomaly else None, anomaly["severity"] if anomaly else None,
-            _encoder.encode({k: v for k, v in entry.items() if v is not None}).decode())
+            anomaly["type"] if anomaly else None, anomaly["severity"] if anomaly else None, text.decode())
+
+
+# A payload may hold U+0000 (json keeps it, as the message table does), but the listings read
+# entries as jsonb, which cannot: one such entry would make every page that shows it a 400. The
+# log's copy says U+FFFD instead. Only a `\u0000` escape not itself escaped (`\\u0000` is a
+# backslash and the text "u0000") is replaced.
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
 
 
 class ActivityStore:
