@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -64,6 +64,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return _error_body(exc.status_code, {"message": str(exc.detail), "code": "HTTP_ERROR"})
 
 
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client closed the connection before its body arrived: nobody to answer, nothing to log
+    as an error (no statement ran)."""
+    log.debug("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     """Anything unexpected: logged with its traceback, answered with a stable 500 body."""
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -72,7 +79,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 # Most specific first: RelayGate's direct dispatch takes the first that matches.
 EXCEPTION_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[Response]]] = {
-    RelayError: relay_error, HTTPException: http_error, Exception: internal_error,
+    RelayError: relay_error, HTTPException: http_error, ClientDisconnect: client_gone, Exception: internal_error,
 }
 
 
