@@ -311,6 +311,20 @@ def test_long_poll_wakes_on_enqueue(api: httpx.Client, live_server: object, queu
     assert elapsed < 5  # woke on the enqueue, not at the 10 s deadline
 
 
+def test_a_long_poll_whose_client_left_leases_nothing(api: httpx.Client, queue: str) -> None:
+    """A worker whose HTTP timeout is shorter than its long-poll gives up; a message arriving
+    afterwards must not be leased to nobody (an attempt spent, back only at lease expiry)."""
+    for path, params in (("/queue/message", {}), ("/queue/messages/batch", {"count": "5"})):
+        with pytest.raises(httpx.ReadTimeout):
+            api.get(path, params={"queue": queue, "timeout": 30, "consumerId": "gone", **params}, timeout=0.5)
+        time.sleep(0.3)  # the server has seen the connection close
+        mid = enqueue(api, queue)
+        time.sleep(1.5)  # a woken or rechecking poll would have claimed it by now
+        leased = dequeue(api, queue).json()
+        assert leased["id"] == mid and leased["attempt_count"] == 1 and leased["consumer_id"] is None, leased
+        api.post("/queue/ack", json={"id": mid, "lock_token": leased["lock_token"]}).raise_for_status()
+
+
 def test_long_poll_times_out(api: httpx.Client, queue: str) -> None:
     started = time.monotonic()
     response = dequeue(api, queue, timeout=1)

@@ -310,8 +310,13 @@ class MessageService:
     async def dequeue(
         self, queue: str, count: int, *, wait: float = 0.0, ack_timeout: float | None = None,
         consumer_id: str | None = None, type_filter: str | None = None, batch: bool = False,
+        abandoned: asyncio.Event | None = None,
     ) -> list[Mapping[str, Any]]:
-        """Lease up to `count` messages; wait up to `wait` seconds (long-poll) for the first to arrive."""
+        """Lease up to `count` messages; wait up to `wait` seconds (long-poll) for the first to arrive.
+
+        `abandoned` set (the client is gone) ends the wait without another claim, at the next
+        wake-up or recheck.
+        """
         deadline = time.monotonic() + max(wait, 0.0)
         ref = await self.queues.resolve(queue)
         while True:
@@ -333,6 +338,8 @@ class MessageService:
                     await asyncio.wait_for(event.wait(), min(remaining, LONG_POLL_RECHECK_SECONDS))
                 except TimeoutError:
                     pass
+                if abandoned is not None and abandoned.is_set():
+                    break
             finally:
                 if event is not None:
                     self.waiters.disarm(queue, event)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -201,6 +202,26 @@ def _dequeue_args(request: Request) -> dict[str, Any]:
     }
 
 
+async def _dequeue(request: Request, count: int, *, batch: bool) -> list[Mapping[str, Any]]:
+    """Dequeue; a long-poll stops waiting once its client has disconnected, so a message that
+    arrives later is not leased to nobody (it would come back only at lease expiry, an attempt spent)."""
+    args = _dequeue_args(request)
+    if args["wait"] <= 0:
+        return await relay(request).messages.dequeue(count=count, batch=batch, **args)
+    gone = asyncio.Event()
+    watcher = asyncio.ensure_future(_note_disconnect(request, gone))
+    try:
+        return await relay(request).messages.dequeue(count=count, batch=batch, abandoned=gone, **args)
+    finally:
+        watcher.cancel()
+
+
+async def _note_disconnect(request: Request, gone: asyncio.Event) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass  # the (empty) body of the GET
+    gone.set()
+
+
 NO_HEAD = "`HEAD` gets 404 ROUTE_NOT_FOUND here: a probe must not lease a message and drop it with the body."
 
 
@@ -208,7 +229,7 @@ NO_HEAD = "`HEAD` gets 404 ROUTE_NOT_FOUND here: a probe must not lease a messag
           responses={200: "the leased message", 404: "NO_MESSAGE or QUEUE_NOT_FOUND"}, head=False,
           description=NO_HEAD)
 async def dequeue(request: Request) -> Response:
-    rows = await relay(request).messages.dequeue(count=1, **_dequeue_args(request))
+    rows = await _dequeue(request, 1, batch=False)
     if not rows:
         raise RelayError(404, "NO_MESSAGE", "Message not found")
     return ok(message_to_wire(rows[0]))
@@ -221,7 +242,7 @@ BATCH_DEQUEUE_QUERY = (*DEQUEUE_QUERY, Field("count", "int", required=True, mini
           tag="messages", query=BATCH_DEQUEUE_QUERY, head=False, description=NO_HEAD)
 async def dequeue_batch(request: Request) -> Response:
     count = parse_query(BATCH_DEQUEUE_QUERY[-1:], request.query_params)["count"]
-    rows = await relay(request).messages.dequeue(count=count, batch=True, **_dequeue_args(request))
+    rows = await _dequeue(request, count, batch=True)
     return ok({"messages": [message_to_wire(row) for row in rows], "count": len(rows)})
 
 
