@@ -156,8 +156,7 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
     if kind in ("str", "choice"):
         if not isinstance(value, str):
             raise _fail(path, "must be a string")
-        if "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise _fail(path, "must not contain NUL characters")
+        require_storable(value, path)
         if spec.min_length is not None and len(value) < spec.min_length:
             raise _fail(path, f"must be at least {spec.min_length} characters")
         if spec.max_length is not None and len(value) > spec.max_length:
@@ -174,6 +173,13 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
             raise _fail(path, "must be an object")
         return value
     raise AssertionError(f"unknown field kind {kind}")
+
+
+def require_storable(text: str, path: str) -> str:
+    """`text`, or a 400 naming `path` when it holds NUL, which PostgreSQL text cannot store."""
+    if "\x00" in text:
+        raise _fail(path, "must not contain NUL characters")
+    return text
 
 
 def parse_fields(

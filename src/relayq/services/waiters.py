@@ -28,9 +28,8 @@ class Waiters:
     def close(self) -> None:
         """Shutdown: wake every parked request; from now on none parks (each answers at once)."""
         self.closing = True
-        for parked in self._parked.values():
-            for event in parked:
-                event.set()
+        for queue in list(self._parked):
+            self.wake(queue)
 
     def arm(self, queue: str) -> asyncio.Event:
         """Park a request before it looks, so a message arriving meanwhile is not missed."""

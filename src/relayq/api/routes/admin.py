@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from relayq.api.http import decode_json, encode_json, endpoint, ok, read_json
 from relayq.api.routes.messages import relay
-from relayq.api.validation import Field, parse_fields, parse_query, require_object
+from relayq.api.validation import Field, parse_fields, parse_query, require_object, require_storable
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import STATUS_BY_QUEUE_TYPE, message_to_wire
 from relayq.services.admin import SORT_COLUMNS, MessageFilter
@@ -148,15 +148,8 @@ def _ids(items: list[Any], field: str) -> list[str]:
         if not isinstance(value, str):
             raise RelayError(400, "VALIDATION_ERROR", f"{field}.{index} must be an id or an object with an id",
                              details=[{"field": f"{field}.{index}", "message": "must be an id"}])
-        _check_id_text(value, f"{field}.{index}")
-        ids.append(value)
+        ids.append(require_storable(value, f"{field}.{index}"))
     return ids
-
-
-def _check_id_text(value: str, path: str) -> None:
-    if "\x00" in value:  # as for every body string: PostgreSQL text cannot hold NUL
-        raise RelayError(400, "VALIDATION_ERROR", f"{path} must not contain NUL characters",
-                         details=[{"field": path, "message": "must not contain NUL characters"}])
 
 
 @endpoint("POST", "/queue/move", summary="Move messages between statuses", tag="admin", body=MOVE_FIELDS)
@@ -197,7 +190,7 @@ async def delete_messages(request: Request) -> Response:
         raise RelayError(400, "VALIDATION_ERROR", "messageIds must be an array of strings",
                          details=[{"field": "messageIds", "message": "must be an array of strings"}])
     for index, value in enumerate(ids):
-        _check_id_text(value, f"messageIds.{index}")
+        require_storable(value, f"messageIds.{index}")
     count = await relay(request).admin.delete(ids, bulk=True) if ids else 0
     return ok({"success": True, "deletedCount": count, "message": f"{count} messages deleted successfully"})
 

@@ -67,17 +67,16 @@ export function fmtBytes(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** Text that may be long and unbroken (a type, a consumer id): one line, cut with an ellipsis, whole in its tooltip. */
-export function clipped(text) {
-  if (text === null || text === undefined || text === '') return '—';
-  return h('span', { class: 'clip', title: text }, text);
+/** A renderer of possibly long text in a span of class `cls`, whole in its tooltip ('—' when empty). */
+function longText(cls) {
+  return (text) => (text === null || text === undefined || text === '' ? '—' : h('span', { class: cls, title: text }, text));
 }
 
-/** Long free text (an error): wrapped anywhere, at most three lines, whole in its tooltip. */
-export function clamped(text) {
-  if (text === null || text === undefined || text === '') return '—';
-  return h('span', { class: 'clamp', title: text }, text);
-}
+/** Text that may be long and unbroken (a type, a consumer id): one line, cut with an ellipsis. */
+export const clipped = longText('clip');
+
+/** Long free text (an error): wrapped anywhere, at most three lines. */
+export const clamped = longText('clamp');
 
 /** One-line JSON preview of a payload, cut to `max` characters. */
 export function preview(payload, max = 80) {
