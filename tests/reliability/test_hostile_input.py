@@ -129,6 +129,28 @@ def test_numbers_beyond_storage_range_are_400(api: httpx.Client, queue: str) -> 
     assert ack.status_code == 200, ack.text
 
 
+def test_out_of_range_millisecond_timestamps_are_400_naming_their_field(api: httpx.Client) -> None:
+    """Refused by validation, not by PostgreSQL (whose error named no field)."""
+    for path, name, extra in (("/queue/main/messages", "startDate", {}),
+                              ("/queue/messages", "startTimestamp", {"endTimestamp": "1"})):
+        for value in ("99999999999999999", "-99999999999999999"):
+            response = api.get(path, params={name: value, **extra})
+            assert response.status_code == 400, response.text
+            assert response.json()["details"] == [{"field": name, "message": "is out of range (years 1 to 9999)"}]
+    edge = api.get("/queue/main/messages", params={"startDate": "253402300799000"})  # 9999-12-31T23:59:59Z
+    assert edge.status_code == 200, edge.text
+
+
+@pytest.mark.parametrize("value", ["1_0", " 10", "10 ", "\uff11\uff10", "\u0661\u0660", "0x10", "1e", "--1"])
+def test_query_numbers_are_plain_ascii_decimals(api: httpx.Client, value: str) -> None:
+    """Python's int() takes underscores, whitespace and any script's digits; a query does not."""
+    response = api.get("/queue/main/messages", params={"limit": value})
+    assert response.status_code == 400, (value, response.text)
+    assert response.json()["details"][0] == {"field": "limit", "message": "must be a number"}
+    for accepted in ("10", "+10", "10.0", "1e1"):
+        assert api.get("/queue/main/messages", params={"limit": accepted}).status_code == 200, accepted
+
+
 def test_sql_injection_through_every_filter_sort_and_name_changes_nothing(api: httpx.Client, queue: str) -> None:
     canary = api.post("/queue/message", json={"type": "canary", "payload": {"n": 1}, "queue": queue}).json()["id"]
     before = _snapshot(api, queue)

@@ -99,11 +99,26 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+# The epoch seconds of 0001-01-01 and 9999-12-31T23:59:59Z: the range of Python's datetime.
+EPOCH_MIN = -62135596800.0
+EPOCH_MAX = 253402300799.0
+# A number in a query string: ASCII digits only. Python's int() and float() also take "1_0",
+# surrounding whitespace and other scripts' digits, which no client means to send.
+QUERY_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
 def parse_timestamp(raw: str, path: str) -> float:
-    """ISO-8601 (offset-free means UTC) or, when purely numeric, Unix milliseconds → epoch seconds."""
+    """ISO-8601 (offset-free means UTC) or, when purely numeric, Unix milliseconds → epoch seconds.
+
+    Milliseconds are held to the years 1–9999 that ISO-8601 dates can name, so a value
+    PostgreSQL cannot store is refused here, naming its field, rather than by the query.
+    """
     text = raw.strip()
-    if re.fullmatch(r"-?\d+(\.\d+)?", text):
-        return float(text) / 1000.0
+    if re.fullmatch(r"-?\d+(\.\d+)?", text, re.ASCII):
+        seconds = float(text) / 1000.0
+        if not EPOCH_MIN <= seconds <= EPOCH_MAX:
+            raise _fail(path, "is out of range (years 1 to 9999)")
+        return seconds
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -135,6 +150,8 @@ def coerce(spec: Field, value: Any, path: str, *, from_query: bool) -> Any:
         return value
     if kind in ("int", "number"):
         if from_query:
+            if not isinstance(value, str) or not QUERY_NUMBER_RE.fullmatch(value):
+                raise _fail(path, "must be a number")
             try:
                 value = float(value) if kind == "number" or "." in value or "e" in value.lower() else int(value)
             except (ValueError, AttributeError):
