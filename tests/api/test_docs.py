@@ -20,3 +20,23 @@ def test_every_setting_is_documented() -> None:
     text = (DOCS / "configuration.md").read_text()
     missing = [name for name, _, _ in Settings().documented() if f"`{name}`" not in text]
     assert not missing, f"undocumented settings: {missing}"
+
+
+def test_openapi_states_batch_bounds_items_and_every_error_status() -> None:
+    """A client generated from /api/doc knows the 1..1000 bound, the item fields and the 404s/503."""
+    from relayq.api.openapi import build_openapi
+
+    build_routes()
+    paths = build_openapi()["paths"]
+    for path, key, required in (("/queue/ack/batch", "acks", ["id", "lock_token"]),
+                                ("/queue/nack/batch", "nacks", ["id", "lock_token"])):
+        schema = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"][key]
+        assert (schema["minItems"], schema["maxItems"]) == (1, 1000)
+        assert schema["items"]["required"] == required
+    ids = paths["/queue/messages/delete"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert ids["properties"]["messageIds"]["items"] == {"type": "string"}
+    assert "404" in paths["/queue/messages/batch"]["get"]["responses"]
+    assert "404" in paths["/queues/{name}/purge"]["post"]["responses"]
+    assert {"400", "404", "413"} <= set(paths["/queue/import"]["post"]["responses"])
+    assert "503" in paths["/queue/message"]["post"]["responses"]
+    assert "503" not in paths["/doc"]["get"]["responses"]

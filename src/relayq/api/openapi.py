@@ -45,10 +45,20 @@ def field_schema(spec: Field, *, query: bool = False) -> dict[str, Any]:
         schema["exclusiveMinimum" if spec.exclusive_minimum else "minimum"] = spec.minimum
     if spec.maximum is not None and not spec.clamp_max:
         schema["maximum"] = spec.maximum
-    if spec.max_length is not None:
-        schema["maxLength"] = spec.max_length
-    if spec.min_length is not None:
-        schema["minLength"] = spec.min_length
+    if spec.kind == "array":
+        if isinstance(spec.items, str):
+            schema["items"] = dict(_KIND_SCHEMA[spec.items])
+        elif spec.items:
+            schema["items"] = _object_schema(spec.items)
+        if spec.min_length is not None:
+            schema["minItems"] = spec.min_length
+        if spec.max_length is not None:
+            schema["maxItems"] = spec.max_length
+    else:
+        if spec.max_length is not None:
+            schema["maxLength"] = spec.max_length
+        if spec.min_length is not None:
+            schema["minLength"] = spec.min_length
     if spec.default is not None:
         schema["default"] = spec.default
     if spec.doc:
@@ -102,6 +112,9 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     if ep.body is not None or ep.query:
         op["responses"].setdefault("400", {"description": "VALIDATION_ERROR / INVALID_JSON", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+    if ep.tag != "docs" and ep.path != "/internal/stats":
+        op["responses"].setdefault("503", {"description": "DATABASE_UNAVAILABLE: nothing changed, retry", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     if ep.auth:
         op["responses"].setdefault("401", {"description": "UNAUTHORIZED", "content": {

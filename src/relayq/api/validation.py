@@ -37,6 +37,8 @@ class Field:
     """One body field or query parameter.
 
     kind: str | int | number | bool | any | array | object | timestamp | choice.
+    For arrays, min_length/max_length bound the item count (checked by the route, which also
+    parses the items) and `items` documents them: the fields of object items, or a scalar kind.
     """
 
     name: str
@@ -53,6 +55,7 @@ class Field:
     nullable: bool = False  # JSON null is a value (payload), not "absent"
     clamp_max: bool = False  # values above maximum are clamped instead of refused
     doc: str = ""
+    items: tuple[Field, ...] | str = ()
 
     spellings: tuple[str, ...] = dataclasses.field(default=(), init=False, repr=False, compare=False)
 

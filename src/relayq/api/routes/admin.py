@@ -102,7 +102,9 @@ IMPORT_FIELDS = (
 
 
 @endpoint("POST", "/queue/import", summary="Import messages from an uploaded JSON file (multipart `file`)",
-          tag="admin", body_kind="multipart")
+          tag="admin", body_kind="multipart",
+          responses={200: "imported", 400: "VALIDATION_ERROR / INVALID_JSON", 404: "QUEUE_NOT_FOUND",
+                     413: "PAYLOAD_TOO_LARGE"})
 async def import_messages(request: Request) -> Response:
     r = relay(request)
     try:
@@ -134,7 +136,8 @@ async def import_messages(request: Request) -> Response:
 
 
 MOVE_FIELDS = (
-    Field("messages", "array", aliases=("messageIds",), required=True),
+    Field("messages", "array", aliases=("messageIds",), required=True,
+          doc="message ids, or objects with an `id`"),
     Field("fromQueue", "choice", required=True, choices=QUEUE_TYPES),
     Field("toQueue", "choice", required=True, choices=QUEUE_TYPES),
     Field("errorReason", "str", max_length=2000, aliases=("error_reason",)),
@@ -181,10 +184,10 @@ async def delete_message(request: Request) -> Response:
 
 
 @endpoint("POST", "/queue/messages/delete", summary="Delete many messages (any status)", tag="admin",
-          query=QUEUE_TYPE_PARAM, body=(Field("messageIds", "array", required=True),))
+          query=QUEUE_TYPE_PARAM, body=(Field("messageIds", "array", required=True, items="str"),))
 async def delete_messages(request: Request) -> Response:
     queue_type_status(parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"])
-    values = parse_fields((Field("messageIds", "array", required=True),), require_object(await read_json(request)))
+    values = parse_fields((Field("messageIds", "array", required=True, items="str"),), require_object(await read_json(request)))
     ids = values["messageIds"]
     if not all(isinstance(i, str) for i in ids):
         raise RelayError(400, "VALIDATION_ERROR", "messageIds must be an array of strings",

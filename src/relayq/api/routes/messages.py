@@ -239,7 +239,8 @@ BATCH_DEQUEUE_QUERY = (*DEQUEUE_QUERY, Field("count", "int", required=True, mini
 
 
 @endpoint("GET", "/queue/messages/batch", summary="Dequeue up to `count` messages in one statement",
-          tag="messages", query=BATCH_DEQUEUE_QUERY, head=False, description=NO_HEAD)
+          tag="messages", query=BATCH_DEQUEUE_QUERY, head=False, description=NO_HEAD,
+          responses={200: "the leased messages (possibly none)", 404: "QUEUE_NOT_FOUND"})
 async def dequeue_batch(request: Request) -> Response:
     count = parse_query(BATCH_DEQUEUE_QUERY[-1:], request.query_params)["count"]
     rows = await _dequeue(request, count, batch=True)
@@ -308,7 +309,8 @@ _ACKS = msgspec.json.Decoder(_AckBody)
 
 
 @endpoint("POST", "/queue/ack/batch", summary="Acknowledge up to 1000 messages", tag="messages",
-          body=(Field("acks", "array", required=True),))
+          body=(Field("acks", "array", required=True, min_length=1, max_length=1000, items=ACK_ITEM_FIELDS),),
+          responses={200: "settled, per item"})
 async def ack_batch(request: Request) -> Response:
     raw = await request.body()
     fast = _fast_decode(raw, _ACKS.decode)
@@ -337,7 +339,8 @@ async def nack(request: Request) -> Response:
 
 
 @endpoint("POST", "/queue/nack/batch", summary="Negative-acknowledge up to 1000 messages", tag="messages",
-          body=(Field("nacks", "array", required=True),))
+          body=(Field("nacks", "array", required=True, min_length=1, max_length=1000, items=NACK_ITEM_FIELDS),),
+          responses={200: "settled, per item"})
 async def nack_batch(request: Request) -> Response:
     items = _batch_items(await read_json(request), "nacks", NACK_ITEM_FIELDS)
     settled = await relay(request).messages.nack(

@@ -80,7 +80,8 @@ async def delete_queue(request: Request) -> Response:
 
 
 @endpoint("POST", "/queues/{name}/purge", summary="Delete a queue's messages, keep the queue", tag="queues",
-          body=(Field("status", "choice", default="all", choices=PURGE_STATUSES),))
+          body=(Field("status", "choice", default="all", choices=PURGE_STATUSES),),
+          responses={200: "purged", 404: "QUEUE_NOT_FOUND"})
 async def purge_queue(request: Request) -> Response:
     body = await read_json(request, optional=True)
     status = parse_fields((Field("status", "choice", default="all", choices=PURGE_STATUSES),),
