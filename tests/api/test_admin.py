@@ -98,6 +98,15 @@ def test_move_between_statuses(api: httpx.Client, queue: str) -> None:
     assert to_ack.json()["movedCount"] == 1
     acked = api.get("/queue/acknowledged/messages", params={"queueName": queue}).json()["messages"][0]
     assert acked["acknowledged_at"] is not None and acked["lock_token"] is None and acked["last_error"] == "manual"
+    archived = api.post("/queue/move", json={"messages": [ids[0]], "fromQueue": "acknowledged", "toQueue": "archived"})
+    assert archived.json()["movedCount"] == 1  # archived keeps when it was done
+    kept = api.get("/queue/archived/messages", params={"queueName": queue}).json()["messages"][0]
+    assert kept["acknowledged_at"] == acked["acknowledged_at"]
+    reopened = api.post("/queue/move", json={"messages": [ids[0]], "fromQueue": "archived", "toQueue": "main"})
+    assert reopened.json()["movedCount"] == 1  # back to work: no longer "acknowledged at"
+    queued = [m for m in api.get("/queue/main/messages", params={"queueName": queue}).json()["messages"]
+              if m["id"] == ids[0]]
+    assert queued[0]["acknowledged_at"] is None
     back = api.post("/queue/move", json={"messages": [ids[1]], "fromQueue": "processing", "toQueue": "main"})
     assert back.json()["movedCount"] == 1
     assert api.post("/queue/move", json={"messages": [], "fromQueue": "main", "toQueue": "dead"}).json()[

@@ -160,7 +160,12 @@ class AdminService:
 
     # ----- writes ------------------------------------------------------------------------
     async def move(self, ids: Sequence[str], from_status: str, to_status: str, reason: str | None) -> int:
-        """Move messages currently in `from_status` to `to_status` (API.md §5, POST /queue/move)."""
+        """Move messages currently in `from_status` to `to_status` (API.md §5, POST /queue/move).
+
+        A message moved back to work (queued or processing) loses its `acknowledged_at`, as it
+        loses its lease when queued: it is no longer done, and showing when it last was would
+        read as a finished message. Archived and dead keep it, as history.
+        """
         moved: list[Mapping[str, Any]] = []
         for kind, kind_ids in _group_ids(ids).items():
             rows = await self.db.fetch(
@@ -174,7 +179,8 @@ class AdminService:
                     dequeued_at = CASE WHEN $3 = 'processing' THEN now() WHEN $3 = 'queued' THEN NULL
                                        ELSE m.dequeued_at END,
                     attempt_count = m.attempt_count + CASE WHEN $3 = 'processing' THEN 1 ELSE 0 END,
-                    acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now() ELSE m.acknowledged_at END,
+                    acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now()
+                                           WHEN $3 IN ('queued', 'processing') THEN NULL ELSE m.acknowledged_at END,
                     available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
                     last_error = coalesce($4, m.last_error)
                 WHERE m.id = ANY($1::text[]) AND m.status = $2

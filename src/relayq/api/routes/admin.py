@@ -155,7 +155,16 @@ def _ids(items: list[Any], field: str) -> list[str]:
     return ids
 
 
-@endpoint("POST", "/queue/move", summary="Move messages between statuses", tag="admin", body=MOVE_FIELDS)
+MOVE_DOC = ("Only messages currently in `fromQueue` move (`movedCount` says how many). Every move but into "
+            "`processing` ends any lease (`lock_token` and `locked_until` cleared). Into `main`: consumer, "
+            "`dequeued_at` and `acknowledged_at` cleared, available now. Into `processing`: a new `lock_token`, "
+            "a lease of the message's ack timeout, consumer `user-manual-operation`, one attempt counted, "
+            "`acknowledged_at` cleared. Into `acknowledged`: `acknowledged_at` is now. Into `dead` or `archived`: "
+            "the other fields are kept. `errorReason`, when given, becomes `last_error`.")
+
+
+@endpoint("POST", "/queue/move", summary="Move messages between statuses", tag="admin", body=MOVE_FIELDS,
+          description=MOVE_DOC, responses={200: "moved (possibly none)"})
 async def move_messages(request: Request) -> Response:
     values = parse_fields(MOVE_FIELDS, require_object(await read_json(request)))
     if values["fromQueue"] == values["toQueue"]:
