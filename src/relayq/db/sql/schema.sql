@@ -159,12 +159,13 @@ BEGIN
             ON CONFLICT (queue_name, status, priority, slot) DO UPDATE
             SET n = c.n + excluded.n, payload_sum = c.payload_sum + excluded.payload_sum,
                 payload_max = greatest(c.payload_max, excluded.payload_max)$q$, target) USING slot;
-        IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id
-                   WHERE n.type IS DISTINCT FROM o.type OR n.queue_name <> o.queue_name) THEN
-            INSERT INTO relay.message_types (queue_name, type)
-            SELECT DISTINCT queue_name, type FROM new_rows WHERE type IS NOT NULL
-            ON CONFLICT DO NOTHING;
-        END IF;
+        -- Only pairs the old rows did not have (a type edit, a rename). A set difference: a
+        -- join of the two transition tables was planned as a nested loop, quadratic in the
+        -- rows updated (20,000 rows: 55 s; migration 0014).
+        INSERT INTO relay.message_types (queue_name, type)
+        SELECT queue_name, type FROM new_rows WHERE type IS NOT NULL
+        EXCEPT SELECT queue_name, type FROM old_rows
+        ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
 END $$;
