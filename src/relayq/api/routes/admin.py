@@ -16,7 +16,7 @@ from relayq.api.validation import Field, parse_fields, parse_query, require_obje
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import STATUS_BY_QUEUE_TYPE, message_to_wire
 from relayq.services.admin import SORT_COLUMNS, MessageFilter
-from relayq.services.messages import NewMessage
+from relayq.services.messages import MAX_KEY_CHARS, NewMessage
 
 QUEUE_TYPES = tuple(STATUS_BY_QUEUE_TYPE)
 FILTER_QUERY = (
@@ -92,7 +92,7 @@ async def export_messages(request: Request) -> Response:
 
 
 IMPORT_FIELDS = (
-    Field("type", "str", default="default"),
+    Field("type", "str", default="default", max_length=MAX_KEY_CHARS),
     Field("payload", "any", default={}, nullable=True),  # absent: {}; null is a payload (API.md)
     Field("queue", "str", default="default", aliases=("queue_name", "queueName")),
     Field("priority", "int", default=0, minimum=0, maximum=9),
@@ -208,7 +208,7 @@ async def delete_messages(request: Request) -> Response:
 
 
 EDIT_FIELDS = (
-    Field("type", "str"),
+    Field("type", "str", max_length=MAX_KEY_CHARS),
     Field("payload", "any", nullable=True),
     Field("priority", "int", minimum=0, maximum=9),
     Field("custom_ack_timeout", "int", minimum=1, aliases=("ackTimeout", "ack_timeout_seconds")),
