@@ -251,6 +251,17 @@ def test_types_and_consumer_ids_too_long_for_an_index_are_400(
     assert "consumer stats flush failed" not in live_server.log_path.read_text(errors="replace")
 
 
+def test_an_import_of_more_than_max_batch_size_messages_is_refused(api: httpx.Client, queue: str) -> None:
+    """Like a batch: 2.8 million `{}` items in an 8 MB file took 1.4 GB of server memory."""
+    too_many = json.dumps([{"queue": queue}] * 10_001)
+    response = api.post("/queue/import", files={"file": ("m.json", too_many)})
+    assert response.status_code == 400, response.text
+    assert "at most 10000" in response.json()["message"]
+    at_limit = json.dumps([{"queue": queue}] * 10_000)
+    assert api.post("/queue/import", files={"file": ("m.json", at_limit)}).json()["count"] == 10_000
+    assert api.get("/queue/status", params={"queueName": queue}).json()["mainQueue"]["length"] == 10_000
+
+
 @pytest.fixture(scope="module")
 def small_limit_server(database_url: str) -> Iterator[LiveServer]:
     """A server whose request-size limit is 256 KiB, to test streaming cut-off cheaply."""

@@ -120,6 +120,11 @@ async def import_messages(request: Request) -> Response:
     except RelayError:
         raise RelayError(400, "INVALID_JSON", "Invalid JSON content") from None
     items_raw = data if isinstance(data, list) else [data]
+    if len(items_raw) > r.settings.max_batch_size:
+        # As for POST /queue/batch: a 64 MiB file of `{}` items is 20 million messages, and
+        # validating them in one request took gigabytes of memory before any was stored.
+        raise RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {r.settings.max_batch_size} per import",
+                         details=[{"field": "file", "message": f"at most {r.settings.max_batch_size} items"}])
     items: list[NewMessage] = []
     for index, item in enumerate(items_raw):
         values = parse_fields(IMPORT_FIELDS, require_object(item, str(index)), prefix=f"{index}.")
