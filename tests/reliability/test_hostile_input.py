@@ -214,7 +214,7 @@ def test_payload_over_limit_and_huge_batches_are_refused_and_store_nothing(api: 
 def test_types_and_consumer_ids_too_long_for_an_index_are_400(
     live_server: LiveServer, api: httpx.Client, queue: str
 ) -> None:
-    """Types and consumer ids are index keys (type counters, consumer stats): beyond 255
+    """Types and consumer ids are index keys (type counters, consumer stats): beyond 500
     characters they are refused up front. A longer type once failed its enqueue with a 500, and
     every other client's enqueue coalesced into the same statement with it; a longer consumer id
     made every later consumer-stats flush fail."""
@@ -231,8 +231,8 @@ def test_types_and_consumer_ids_too_long_for_an_index_are_400(
     for response in refused:
         assert response.status_code == 400, (response.request.url, response.text)
         assert response.json()["code"] == "VALIDATION_ERROR"
-        assert "at most 255 characters" in response.json()["message"]
-    widest = "\U0001d11e" * 255  # 1,020 bytes of UTF-8: still fits
+        assert "at most 500 characters" in response.json()["message"]
+    widest = "\U0001d11e" * 500  # 2,000 bytes of UTF-8: still fits
     stored = api.post("/queue/message", json={"type": widest, "payload": 1, "queue": queue, "consumerId": widest})
     assert stored.status_code == 201, stored.text
     edit = api.put(f"/queue/message/{stored.json()['id']}", json={"type": long}, params={"queueType": "main"})

@@ -47,7 +47,7 @@ MAX_DELAY_SECONDS = 2_592_000
 # per-queue type counters and the consumer stats, whose rows hold at most 2704 bytes. A longer
 # type made its enqueue fail with a database error (a 500, also for every request coalesced
 # into the same statement), a longer consumer id made every later stats flush fail.
-MAX_KEY_CHARS = 255
+MAX_KEY_CHARS = 500
 INT32_MAX = 2**31 - 1
 
 
