@@ -11,6 +11,7 @@ import httpx
 from starlette.applications import Starlette
 
 from relayq.dashboard import STATIC_DIR, routes
+from tests.support.server import LiveServer
 
 IMPORT = re.compile(r"""(?:from|import)\s+'(\.{1,2}/[^']+)'""")
 EXTERNAL = re.compile(
@@ -60,3 +61,12 @@ def test_routes_helper_serves_the_app_and_redirects() -> None:
     page = asyncio.run(fetch("/dashboard/"))
     assert page.status_code == 200
     assert '<script type="module" src="app.js">' in page.text
+
+
+def test_the_dashboard_cannot_be_framed_nor_sniffed(live_server: LiveServer) -> None:
+    """The page acts with the API key it keeps: another site must not frame it (clickjacking)."""
+    for path in ("/dashboard/", "/dashboard/app.js", "/dashboard/pages/queues.js"):
+        headers = httpx.get(live_server.url + path).headers
+        assert headers["content-security-policy"] == "frame-ancestors 'none'", path
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "no-referrer", path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import relayq.client as relay
 from relayq.client import AsyncClient, Client, EnqueueItem
 from tests.client.client_support import skip_unless_served
+from tests.support.server import spawn_server, stop_server
 
 
 def test_message_life_cycle(client: Client, make_queue: Callable[..., str]) -> None:
@@ -182,6 +184,36 @@ def test_event_stream_reports_changes(client: Client, make_queue: Callable[..., 
     client.enqueue({"hello": "events"}, queue=queue)
     thread.join(timeout=5)
     assert seen and seen[0].data["type"] == "enqueue"
+
+
+def test_event_stream_sends_the_key_in_a_header_never_in_the_url(database_url: str) -> None:
+    """Full events (with queue names) come with the X-API-KEY header alone; `?apiKey=` in the URL
+    once put the key in the server's access log (and any proxy's)."""
+    key = "k-" + uuid.uuid4().hex
+    server = spawn_server(database_url, {"SECRET_KEY": key, "LOG_LEVEL": "info"}, args=["--access-log"])
+    try:
+        with Client(server.url, api_key=key) as client:
+            queue = f"t-{uuid.uuid4().hex[:12]}"
+            client.create_queue(queue)
+            seen: list[relay.Event] = []
+
+            def follow() -> None:
+                for event in client.events():
+                    if isinstance(event.data, dict) and event.data.get("queue") == queue:
+                        seen.append(event)
+                        return
+
+            thread = threading.Thread(target=follow, daemon=True)
+            thread.start()
+            time.sleep(0.3)  # let the stream open before the change
+            client.enqueue({"hello": "events"}, queue=queue)
+            thread.join(timeout=5)
+            assert seen, "no full event with the key in the header"
+            client.delete_queue(queue, force=True)
+        log = server.log_path.read_text(errors="replace")
+        assert "/api/queue/events" in log and key not in log
+    finally:
+        stop_server(server)
 
 
 def test_idempotent_enqueue(client: Client, make_queue: Callable[..., str]) -> None:

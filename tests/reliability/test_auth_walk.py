@@ -12,8 +12,8 @@ import pytest
 from tests.support.server import LiveServer, fresh_database, start_server
 
 KEY = "s3cret-key-for-the-auth-walk"
-# API.md §1: paths ending in these never need the key.
-OPEN_SUFFIXES = ("/health", "/queue/events", "/doc", "/docs", "/reference")
+# API.md §1: these endpoints never need the key (their exact paths only: see the test below).
+OPEN_PATHS = ("/health", "/queue/events", "/doc", "/docs", "/reference")
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,10 @@ def test_every_documented_route_refuses_a_missing_or_wrong_key(secured_server: L
     checked = 0
     with httpx.Client(base_url=secured_server.api, timeout=30) as client:
         for method, path, documented_open in ops:
-            is_open = path.endswith(OPEN_SUFFIXES)
+            is_open = path in OPEN_PATHS
             assert documented_open == is_open, f"{method} {path}: OpenAPI security disagrees with the auth rule"
             body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-            if path.endswith("/queue/events"):  # an endless stream: read the status line only
+            if path == "/queue/events":  # an endless stream: read the status line only
                 with client.stream(method, path) as stream:
                     assert stream.status_code == 200, (method, path)
                 continue
@@ -74,3 +74,22 @@ def test_auth_also_guards_unknown_paths_metrics_and_ignores_other_credentials(se
         assert client.get("/api/reference").status_code == 200
         preflight = client.options("/api/queues", headers={"Access-Control-Request-Method": "GET"})
         assert preflight.status_code == 204
+
+
+def test_a_path_parameter_named_like_an_open_endpoint_still_needs_the_key(secured_server: LiveServer) -> None:
+    """Only the open endpoints themselves are open: `/api/queues/health` once matched the rule
+    "ends with /health", so anyone could read, change or delete a queue named `health`."""
+    key = {"X-API-KEY": KEY}
+    with httpx.Client(base_url=secured_server.api, timeout=30) as client:
+        for name in ("health", "doc", "docs", "reference", "events"):
+            assert client.post("/queues", json={"name": name}, headers=key).status_code == 201, name
+            for method, path, body in (
+                ("GET", f"/queues/{name}", None), ("PATCH", f"/queues/{name}", b'{"description": "x"}'),
+                ("DELETE", f"/queues/{name}?force=true", None), ("POST", f"/queues/{name}/purge", b"{}"),
+                ("DELETE", f"/queue/message/{name}", None), ("PUT", f"/queue/message/{name}", b'{"type": "x"}'),
+                ("GET", f"/queue/activity/message/{name}", None), ("GET", f"/queues/{name}/", None),
+            ):
+                response = client.request(method, path, content=body)
+                assert response.status_code == 401, (method, path, response.text)
+            assert client.get(f"/queues/{name}", headers=key).json()["description"] is None, name
+            assert client.delete(f"/queues/{name}", headers=key).status_code == 200, name

@@ -3,9 +3,12 @@ and never changes anything it should not (docs/reliability.md, "Hostile input").
 
 from __future__ import annotations
 
+import json
+import secrets
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -206,6 +209,57 @@ def test_payload_over_limit_and_huge_batches_are_refused_and_store_nothing(api: 
     assert api.post("/queue/ack/batch", json=too_many_acks).status_code == 400
     assert api.get("/queue/messages/batch", params={"queue": queue, "count": 1001}).status_code == 400
     assert api.get("/queue/status", params={"queueName": queue}).json()["mainQueue"]["length"] == 0
+
+
+def test_types_and_consumer_ids_too_long_for_an_index_are_400(
+    live_server: LiveServer, api: httpx.Client, queue: str
+) -> None:
+    """Types and consumer ids are index keys (type counters, consumer stats): beyond 500
+    characters they are refused up front. A longer type once failed its enqueue with a 500, and
+    every other client's enqueue coalesced into the same statement with it; a longer consumer id
+    made every later consumer-stats flush fail."""
+    long = secrets.token_hex(2000)  # incompressible, past the 2704-byte btree row limit
+    refused = [
+        api.post("/queue/message", json={"type": long, "payload": 1, "queue": queue}),  # one-pass decoder
+        api.post("/queue/message", json={"type": long, "payload": 1, "queueName": queue}),  # field by field
+        api.post("/queue/batch", json=[{"type": long, "payload": 1, "queue": queue}]),
+        api.post("/queue/message", json={"type": "t", "payload": 1, "queue": queue, "consumerId": long}),
+        api.post("/queue/import", files={"file": ("m.json", json.dumps([{"type": long, "queue": queue}]))}),
+        api.get("/queue/message", params={"queue": queue, "consumerId": long}),
+        api.get("/queue/messages/batch", params={"queue": queue, "consumerId": long, "count": 5}),
+    ]
+    for response in refused:
+        assert response.status_code == 400, (response.request.url, response.text)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+        assert "at most 500 characters" in response.json()["message"]
+    widest = "\U0001d11e" * 500  # 2,000 bytes of UTF-8: still fits
+    stored = api.post("/queue/message", json={"type": widest, "payload": 1, "queue": queue, "consumerId": widest})
+    assert stored.status_code == 201, stored.text
+    edit = api.put(f"/queue/message/{stored.json()['id']}", json={"type": long}, params={"queueType": "main"})
+    assert edit.status_code == 400, edit.text
+    leased = api.get("/queue/message", params={"queue": queue, "consumerId": widest})
+    assert leased.status_code == 200 and leased.json()["type"] == widest
+
+    def enqueue(index: int) -> int:
+        body = {"type": long if index == 25 else "t", "payload": index, "queue": queue}
+        return api.post("/queue/message", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        statuses = list(pool.map(enqueue, range(50)))
+    assert statuses[25] == 400 and statuses.count(201) == 49, statuses
+    time.sleep(0.5)  # a few consumer-stats flushes
+    assert "consumer stats flush failed" not in live_server.log_path.read_text(errors="replace")
+
+
+def test_an_import_of_more_than_max_batch_size_messages_is_refused(api: httpx.Client, queue: str) -> None:
+    """Like a batch: 2.8 million `{}` items in an 8 MB file took 1.4 GB of server memory."""
+    too_many = json.dumps([{"queue": queue}] * 10_001)
+    response = api.post("/queue/import", files={"file": ("m.json", too_many)})
+    assert response.status_code == 400, response.text
+    assert "at most 10000" in response.json()["message"]
+    at_limit = json.dumps([{"queue": queue}] * 10_000)
+    assert api.post("/queue/import", files={"file": ("m.json", at_limit)}).json()["count"] == 10_000
+    assert api.get("/queue/status", params={"queueName": queue}).json()["mainQueue"]["length"] == 10_000
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,6 @@ from relayq.services.metrics import Metrics
 log = logging.getLogger("relayq.api")
 
 CORS_METHODS = "GET,HEAD,PUT,POST,DELETE,PATCH"
-# Paths under /api that never need the key (API.md §1).
-OPEN_SUFFIXES = ("/health", "/queue/events", "/doc", "/docs", "/reference")
 
 
 def _load_routes() -> None:
@@ -124,6 +122,10 @@ class RelayGate:
         self.app = app
         self.settings = settings
         self.key = settings.secret_key.encode()
+        # The exact paths of endpoints declared `auth=False` (health, docs, the event stream).
+        # Exact, not "ends with /health": a queue named `health` made `/api/queues/health`
+        # (GET, PATCH, DELETE) open to anyone.
+        self.open_paths = frozenset("/api" + ep.path for ep in REGISTRY if not ep.auth)
         self.metrics = metrics or Metrics()
         # Histogram label per handler: the route template, so ids in paths do not explode cardinality.
         self.route_labels: dict[Any, str] = {ep.handler: "/api" + ep.path for ep in REGISTRY}
@@ -193,12 +195,11 @@ class RelayGate:
             response = await _error_response(request, exc)
         await response(scope, receive, send)
 
-    @staticmethod
-    def _needs_key(path: str) -> bool:
+    def _needs_key(self, path: str) -> bool:
         if path == "/metrics":
             return True
-        return path.startswith("/api") and not path.endswith(OPEN_SUFFIXES) and not path.startswith(
-            "/api/reference/assets"
+        return path.startswith("/api") and path not in self.open_paths and not path.startswith(
+            "/api/reference/assets/"
         )
 
     async def _preflight(self, headers: dict[bytes, bytes], send: Send) -> None:

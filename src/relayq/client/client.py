@@ -116,7 +116,7 @@ class Client:
     def events(self) -> Iterator[Event]:
         """Follow the server's event stream (``queue-update`` and ``ping`` events) until closed."""
         parser = SSEParser()
-        request = protocol.events_request(api_key=self._settings.api_key)
+        request = protocol.events_request()
         try:
             for chunk in self._transport.stream(request, read_timeout=_EVENTS_READ_TIMEOUT):
                 yield from parser.feed(chunk)
@@ -196,7 +196,7 @@ class AsyncClient:
     async def events(self) -> AsyncIterator[Event]:
         """Follow the server's event stream (``queue-update`` and ``ping`` events) until closed."""
         parser = SSEParser()
-        request = protocol.events_request(api_key=self._settings.api_key)
+        request = protocol.events_request()
         try:
             async for chunk in self._transport.stream(request, read_timeout=_EVENTS_READ_TIMEOUT):
                 for event in parser.feed(chunk):

@@ -549,9 +549,13 @@ def import_messages(messages: bytes | Iterable[Message | Mapping[str, Any]]) -> 
     return Call(request, _parse_count)
 
 
-def events_request(*, api_key: str | None = None) -> Request:
-    """The request that opens the Server-Sent Events stream (read by the transports)."""
-    return Request("GET", _api("/queue/events"), params=_query(apiKey=api_key), content_type="")
+def events_request() -> Request:
+    """The request that opens the Server-Sent Events stream (read by the transports).
+
+    The key goes in the X-API-KEY header, as on every request, never in `?apiKey=` (which only
+    a browser's EventSource needs): a URL ends up in access logs and proxy logs.
+    """
+    return Request("GET", _api("/queue/events"), content_type="")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 # SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
 # a NUL character in text, an integer beyond 32 bits or a timestamp past year 294276. Every
 # value reaches SQL as a bind parameter from a request, so these are the client's input: 400.
-INVALID_VALUE_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions.DataError,)
+# Class 54 (program limit exceeded) likewise: a text too long for an index row. As a 400 (a
+# RelayError), a coalesced statement that fails so runs each request again alone, instead of
+# failing the other clients' requests that shared it.
+INVALID_VALUE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError,
+)
 
 # PostgreSQL rolled the whole statement back; running it again is safe and usually succeeds
 # (two statements that lock the same rows or unique keys in opposite orders, e.g. coalesced

@@ -43,6 +43,11 @@ NackItem = tuple[str, str | None, str | None, float | None]
 
 # Bounds shared by the HTTP fields (api/routes/messages.py) and the fast decoder below.
 MAX_DELAY_SECONDS = 2_592_000
+# Longest message type and consumer id: both are btree keys (with the queue name) of the
+# per-queue type counters and the consumer stats, whose rows hold at most 2704 bytes. A longer
+# type made its enqueue fail with a database error (a 500, also for every request coalesced
+# into the same statement), a longer consumer id made every later stats flush fail.
+MAX_KEY_CHARS = 500
 INT32_MAX = 2**31 - 1
 
 
@@ -54,14 +59,14 @@ class NewMessage(msgspec.Struct, kw_only=True, omit_defaults=True, rename=WIRE_N
     """
 
     queue: str = "default"
-    type: str
+    type: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)]
     payload: msgspec.Raw
     priority: Annotated[int, msgspec.Meta(ge=0, le=9)] = 0
     ack_timeout: Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)] | None = None
     max_attempts: Annotated[int, msgspec.Meta(ge=1, le=INT32_MAX)] | None = None
     delay: Annotated[float, msgspec.Meta(ge=0, le=MAX_DELAY_SECONDS)] = 0.0
     idempotency_key: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
-    consumer_id: str | None = None
+    consumer_id: Annotated[str, msgspec.Meta(max_length=MAX_KEY_CHARS)] | None = None
 
 
 _encode_items = msgspec.json.Encoder().encode

@@ -16,7 +16,7 @@ from relayq.api.validation import Field, parse_fields, parse_query, require_obje
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import STATUS_BY_QUEUE_TYPE, message_to_wire
 from relayq.services.admin import SORT_COLUMNS, MessageFilter
-from relayq.services.messages import NewMessage
+from relayq.services.messages import MAX_KEY_CHARS, NewMessage
 
 QUEUE_TYPES = tuple(STATUS_BY_QUEUE_TYPE)
 FILTER_QUERY = (
@@ -92,7 +92,7 @@ async def export_messages(request: Request) -> Response:
 
 
 IMPORT_FIELDS = (
-    Field("type", "str", default="default"),
+    Field("type", "str", default="default", max_length=MAX_KEY_CHARS),
     Field("payload", "any", default={}, nullable=True),  # absent: {}; null is a payload (API.md)
     Field("queue", "str", default="default", aliases=("queue_name", "queueName")),
     Field("priority", "int", default=0, minimum=0, maximum=9),
@@ -120,6 +120,11 @@ async def import_messages(request: Request) -> Response:
     except RelayError:
         raise RelayError(400, "INVALID_JSON", "Invalid JSON content") from None
     items_raw = data if isinstance(data, list) else [data]
+    if len(items_raw) > r.settings.max_batch_size:
+        # As for POST /queue/batch: a 64 MiB file of `{}` items is 20 million messages, and
+        # validating them in one request took gigabytes of memory before any was stored.
+        raise RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {r.settings.max_batch_size} per import",
+                         details=[{"field": "file", "message": f"at most {r.settings.max_batch_size} items"}])
     items: list[NewMessage] = []
     for index, item in enumerate(items_raw):
         values = parse_fields(IMPORT_FIELDS, require_object(item, str(index)), prefix=f"{index}.")
@@ -208,7 +213,7 @@ async def delete_messages(request: Request) -> Response:
 
 
 EDIT_FIELDS = (
-    Field("type", "str"),
+    Field("type", "str", max_length=MAX_KEY_CHARS),
     Field("payload", "any", nullable=True),
     Field("priority", "int", minimum=0, maximum=9),
     Field("custom_ack_timeout", "int", minimum=1, aliases=("ackTimeout", "ack_timeout_seconds")),

@@ -15,21 +15,21 @@ from relayq.api.validation import INT32_MAX, Field, parse_fields, parse_query, r
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import message_to_wire
 from relayq.runtime import Relay
-from relayq.services.messages import MAX_DELAY_SECONDS, NewMessage, Settled
+from relayq.services.messages import MAX_DELAY_SECONDS, MAX_KEY_CHARS, NewMessage, Settled
 
 # A lease given in seconds at dequeue or touch has the bound of the integer lease settings (68
 # years): beyond year 9999 its deadline could be stored but not written back as a date.
 MAX_LEASE_SECONDS = INT32_MAX
 
 ENQUEUE_FIELDS = (
-    Field("type", "str", required=True, doc="free-form type used for filtering"),
+    Field("type", "str", required=True, max_length=MAX_KEY_CHARS, doc="free-form type used for filtering"),
     Field("payload", "any", required=True, nullable=True, doc="any JSON value"),
     Field("priority", "int", default=0, minimum=0, maximum=9),
     Field("ackTimeout", "int", minimum=0, aliases=("ack_timeout", "ack_timeout_seconds"),
           doc="lease seconds; 0 or absent: the queue's"),
     Field("maxAttempts", "int", minimum=1, aliases=("max_attempts",)),
     Field("queue", "str", default="default", aliases=("queueName", "queue_name")),
-    Field("consumerId", "str", aliases=("consumer_id",)),
+    Field("consumerId", "str", max_length=MAX_KEY_CHARS, aliases=("consumer_id",)),
     Field("delaySeconds", "number", default=0, minimum=0, maximum=MAX_DELAY_SECONDS, aliases=("delay_seconds",)),
     Field("idempotencyKey", "str", min_length=1, max_length=255, aliases=("idempotency_key",)),
 )
@@ -37,7 +37,7 @@ ENQUEUE_FIELDS = (
 DEQUEUE_QUERY = (
     Field("queue", "str", default="default", aliases=("queueName", "queue_name")),
     Field("type", "str"),
-    Field("consumerId", "str", aliases=("consumer_id",)),
+    Field("consumerId", "str", max_length=MAX_KEY_CHARS, aliases=("consumer_id",)),
     Field("timeout", "number", default=0, doc="long-poll seconds"),
     Field("ackTimeout", "number", minimum=0, maximum=MAX_LEASE_SECONDS, aliases=("ack_timeout", "ack_timeout_seconds"),
           doc="lease override in seconds; 0 means none"),
