@@ -176,6 +176,10 @@ def test_stats_tail_export_import(
     exported.write_text(json.dumps(messages))
     assert cli.json("import", str(exported)) == {"count": 3}
     assert client.get_queue(target).message_count == 3
+    # An export larger than the server's per-import limit (MAX_BATCH_SIZE, 10,000) goes in chunks.
+    exported.write_text(json.dumps([{"queue_name": target, "type": "t", "payload": i} for i in range(10_001)]))
+    assert cli.json("import", str(exported)) == {"count": 10_001}
+    assert client.get_queue(target).message_count == 10_004
 
 
 def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client) -> None:

@@ -28,7 +28,13 @@ import msgspec
 
 from relayq.client import protocol
 from relayq.client.client import Client
-from relayq.client.errors import APIError, RelayConnectionError, UnauthorizedError, ValidationError
+from relayq.client.errors import (
+    APIError,
+    RelayConnectionError,
+    RelayError,
+    UnauthorizedError,
+    ValidationError,
+)
 from relayq.client.models import ActivityEntry, Event, Message, Queue
 from relayq.client.output import Progress, clock, print_json, print_table, to_jsonable
 from relayq.client.protocol import DEFAULT_URL, Call, Response
@@ -40,6 +46,8 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_EMPTY = 4
 EXIT_INTERRUPTED = 130
+# Messages per import request: the server's default MAX_BATCH_SIZE, its limit per import.
+IMPORT_CHUNK = 10_000
 
 Command = Callable[[argparse.Namespace], int]
 T = TypeVar("T")
@@ -293,6 +301,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("import", cmd_import, "import messages from an exported JSON file")
     p.add_argument("file", help="JSON file ('-' for stdin)")
+    p.add_argument("--chunk-size", type=_POSITIVE_INT, default=IMPORT_CHUNK,
+                   help=f"messages per request (default {IMPORT_CHUNK}, the server's default MAX_BATCH_SIZE); "
+                        "each request is all or nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -952,13 +963,26 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not content.strip():
         raise UsageError(f"nothing to import ({source} is empty)")
     # Fail here, clearly, not on the server.
-    _parse_json(
+    parsed = _parse_json(
         content.decode("utf-8", "replace"),
         source,
         "expected a JSON array of messages, as relay export writes",
     )
     with _client(args) as client:
-        count = client.import_messages(content)
+        if not isinstance(parsed, list) or len(parsed) <= args.chunk_size:
+            count = client.import_messages(content)
+        else:
+            # The server takes at most MAX_BATCH_SIZE messages per import; a larger export goes
+            # in chunks, each all or nothing. A failure names how many were already imported.
+            count = 0
+            for start in range(0, len(parsed), args.chunk_size):
+                try:
+                    count += client.import_messages(msgspec.json.encode(parsed[start:start + args.chunk_size]))
+                except RelayError:
+                    if count:
+                        print(f"imported {count} messages before this error; messages {start} onwards were not",
+                              file=sys.stderr)
+                    raise
     if _wants_json(args):
         print_json({"count": count})
     else:
