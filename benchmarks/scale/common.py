@@ -35,15 +35,16 @@ def server_on(database_url: str, env: dict[str, str] | None = None, workers: int
 
 
 def summarize(latencies: Sequence[float]) -> dict[str, float]:
-    """avg/p50/p95/p99 in milliseconds."""
+    """avg/p50/p95/p99/max in milliseconds."""
     ms = sorted(x * 1000 for x in latencies)
     if not ms:
-        return {"n": 0, "avg": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0}
+        return {"n": 0, "avg": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0}
 
     def pct(p: float) -> float:
         return ms[min(len(ms) - 1, int(p * len(ms)))]
 
-    return {"n": len(ms), "avg": statistics.fmean(ms), "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99)}
+    return {"n": len(ms), "avg": statistics.fmean(ms), "p50": pct(0.5), "p95": pct(0.95), "p99": pct(0.99),
+            "max": ms[-1]}
 
 
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -1,4 +1,4 @@
-"""`relay`: serve, migrate, bench, and the client commands (worker, enqueue, queues, ...)."""
+"""`relay`: serve, migrate, compact, bench, and the client commands (worker, enqueue, queues, ...)."""
 
 from __future__ import annotations
 
@@ -107,6 +107,30 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    """Give back the space a drained backlog left in the message tables (relayq/db/compact.py)."""
+    from relayq.db.compact import compact
+
+    settings = Settings.from_env()
+    url = _checked_database_url(settings)
+    if url is None:
+        return EXIT_NO_DATABASE
+    resized = asyncio.run(compact(url, dry_run=args.dry_run,
+                                  progress=None if args.dry_run else lambda text: print(f"relay: {text}", flush=True)))
+    rows = [(r.table if r.kind == "table" else f"  {r.relation}", _mib(r.before),
+             "dropped" if r.after is None else _mib(r.after)) for r in resized]
+    rows.append(("total", _mib(sum(r.before for r in resized)), _mib(sum(r.after or 0 for r in resized))))
+    width = max(len(name) for name, _, _ in rows)
+    print(f"{'relation':<{width}}  {'before':>10}" + ("" if args.dry_run else f"  {'after':>10}"))
+    for name, before, after in rows:
+        print(f"{name:<{width}}  {before:>10}" + ("" if args.dry_run else f"  {after:>10}"))
+    return 0
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.2f} MiB"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(prog="relay", description="Relay Queue: a message broker on PostgreSQL")
@@ -120,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=cmd_migrate)
+    compact = sub.add_parser("compact", help="give back the space a drained backlog left (online: VACUUM TRUNCATE, "
+                                             "REINDEX CONCURRENTLY)")
+    compact.add_argument("--dry-run", action="store_true", help="only print the current sizes")
+    compact.set_defaults(func=cmd_compact)
     for module in ("relayq.bench.cli", "relayq.client.cli"):
         try:
             registrar = __import__(module, fromlist=["register"])
@@ -137,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # The client's --url, --api-key and --json before the command (global_*) mean nothing to
-    # serve, migrate or bench; refuse them rather than ignore them (bench has its own --url).
+    # serve, migrate, compact or bench; refuse them rather than ignore them (bench has its own --url).
     misplaced = ["--" + name[7:].replace("_", "-") for name in vars(args) if name.startswith("global_")]
     if misplaced and not getattr(args, "client_command", False):
         parser.error(f"{', '.join(misplaced)} before {args.command!r} is for the client commands; "

@@ -1,0 +1,100 @@
+"""`relay compact`: give back the space a one-off backlog left in the message tables.
+
+Retention and the maintenance vacuum keep the churning tables at the size their steady traffic
+needs, but they never return space: a table keeps its largest size (`vacuum_truncate = false`,
+docs/scaling.md) and a B-tree its largest page count. After a backlog of millions has drained,
+this gives the space back while traffic goes on; nothing in it holds a lock that blocks a
+request for more than an instant:
+
+- indexes an interrupted `REINDEX CONCURRENTLY` left behind invalid (`*_ccnew`, `*_ccold`) are
+  dropped, concurrently;
+- `VACUUM (TRUNCATE)` hands the empty tail of each table back to the operating system.
+  PostgreSQL takes the ACCESS EXCLUSIVE lock this needs only when it is free at once, and lets
+  it go as soon as another session waits for the table;
+- `REINDEX INDEX CONCURRENTLY` builds a packed copy of each index beside the old one under SHARE
+  UPDATE EXCLUSIVE (which no enqueue, dequeue or ack conflicts with), then swaps it in.
+
+Partitioned queues are left out: retention drops their partitions whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+# The tables whose rows come and go: finished messages and old activity entries are deleted.
+COMPACTED_TABLES = ("relay.messages", "relay.messages_unlogged", "relay.activity_log")
+# Its own session: REINDEX and VACUUM refuse to run in a transaction, and on a large table they
+# take longer than any request's statement timeout.
+COMPACT_SESSION = {"application_name": "relayq-compact", "statement_timeout": "0"}
+
+_SIZES_SQL = """SELECT c.relname, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes
+FROM pg_class c WHERE c.oid = $1::regclass
+UNION ALL
+SELECT c.relname, c.relkind::text, pg_relation_size(c.oid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass AND i.indisvalid
+ORDER BY 2 DESC, 1"""
+# Leftovers of a REINDEX CONCURRENTLY that failed or was cancelled: PostgreSQL names the new copy
+# <index>_ccnew (or _ccnew1, ...) and, after the swap, the old one <index>_ccold; either stays
+# invalid, costs every write its upkeep, and blocks the next REINDEX's name.
+_LEFTOVERS_SQL = r"""SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND c.relname ~ '_cc(new|old)[0-9]*$'
+ORDER BY 1"""
+
+
+@dataclass(frozen=True, slots=True)
+class Resize:
+    """One relation's size before and after (bytes); `after` is None for a dropped leftover."""
+
+    table: str
+    relation: str
+    kind: str  # "table", "index" or "leftover"
+    before: int
+    after: int | None
+
+
+def quote_ident(name: str) -> str:
+    """A catalog name as an SQL identifier (the names come from pg_class, never from a request)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def compact(dsn: str, *, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> list[Resize]:
+    """Compact every table of COMPACTED_TABLES; with `dry_run`, only report the sizes."""
+    say = progress or (lambda _text: None)
+    conn = await asyncpg.connect(dsn, server_settings=COMPACT_SESSION)
+    try:
+        out: list[Resize] = []
+        for table in COMPACTED_TABLES:
+            if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+                continue  # a schema older than the table
+            out += await _compact_table(conn, table, dry_run, say)
+        return out
+    finally:
+        await conn.close()
+
+
+async def _compact_table(conn: asyncpg.Connection, table: str, dry_run: bool,
+                         say: Callable[[str], None]) -> list[Resize]:
+    schema = table.split(".", 1)[0]
+    before = {r["relname"]: (r["kind"], r["bytes"]) for r in await conn.fetch(_SIZES_SQL, table)}
+    leftovers = [r["relname"] for r in await conn.fetch(_LEFTOVERS_SQL, table)]
+    out = [Resize(table, name, "leftover", await conn.fetchval("SELECT pg_relation_size(to_regclass($1))",
+                                                                f"{schema}.{quote_ident(name)}"), None)
+           for name in leftovers]
+    if not dry_run:
+        for name in leftovers:
+            say(f"dropping {schema}.{name}, left invalid by an interrupted REINDEX")
+            await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema}.{quote_ident(name)}")
+        say(f"VACUUM (TRUNCATE) {table}")
+        await conn.execute(f"VACUUM (TRUNCATE) {table}")  # a constant of COMPACTED_TABLES
+        for name, (kind, _) in before.items():
+            if kind == "i":
+                say(f"REINDEX INDEX CONCURRENTLY {schema}.{name}")
+                await conn.execute(f"REINDEX INDEX CONCURRENTLY {schema}.{quote_ident(name)}")
+    after = {r["relname"]: r["bytes"] for r in await conn.fetch(_SIZES_SQL, table)}
+    for name, (kind, size) in before.items():
+        out.append(Resize(table, name, "table" if kind != "i" else "index", size, after.get(name)))
+    return out
