@@ -66,6 +66,18 @@ async def run_retrying(attempt: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+def command_timeout(settings: Settings) -> float | None:
+    """The client-side bound on every pool statement: a little past `statement_timeout`.
+
+    `statement_timeout` is PostgreSQL's own, so it cannot end a statement whose server stopped
+    answering (a stalled host, a network partition, a paused pgbouncer, which also drops the
+    setting): without a bound here such a request hung until TCP gave up, minutes later, and so
+    did every request coalesced behind it. A live server's own cancel still comes first."""
+    if settings.statement_timeout_ms <= 0:
+        return None
+    return settings.statement_timeout_ms / 1000 + settings.connect_timeout
+
+
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
 Row = Mapping[str, Any]
 
@@ -150,7 +162,7 @@ class Database(QueryRunner):
                 max_size=settings.pool_size,
                 max_inactive_connection_lifetime=settings.pool_idle_timeout,
                 timeout=settings.connect_timeout,
-                command_timeout=None,
+                command_timeout=command_timeout(settings),
                 statement_cache_size=settings.statement_cache_size,
                 connection_class=RelayConnection,
                 server_settings={
