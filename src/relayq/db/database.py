@@ -35,6 +35,9 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     # The driver's own state broke, e.g. a connection the server killed mid-statement.
     asyncpg.exceptions.InternalClientError,
+    # 25006: a database that refuses writes, typically a standby the URL reaches after a failover
+    # (the failed connection is dropped, so a new one finds the new primary).
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 
 # SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
