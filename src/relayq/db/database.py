@@ -38,7 +38,16 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     # 25006: a database that refuses writes, typically a standby the URL reaches after a failover
     # (the failed connection is dropped, so a new one finds the new primary).
     asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # 55P03: a lock_timeout (a DBA's, on the role or database) ran out behind another session's
+    # lock; the statement rolled back, so a retry is safe. See `lock_timed_out`.
+    asyncpg.exceptions.LockNotAvailableError,
 )
+
+def lock_timed_out(exc: BaseException) -> bool:
+    """True for the 503 of a statement that ran out of lock_timeout: maintenance, which sets a
+    short one for its DDL, skips the queue until the next pass instead of failing the pass."""
+    return isinstance(exc, RelayError) and isinstance(exc.__cause__, asyncpg.exceptions.LockNotAvailableError)
+
 
 # SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
 # a NUL character in text, an integer beyond 32 bits or a timestamp past year 294276. Every
