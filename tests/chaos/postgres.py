@@ -11,6 +11,7 @@ import asyncio
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -40,6 +41,19 @@ def available() -> bool:
     if os.geteuid() == 0:
         return subprocess.run(["id", "-u", "postgres"], capture_output=True).returncode == 0
     return True
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc: no pgrep needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 class ThrowawayPostgres:
@@ -88,6 +102,20 @@ class ThrowawayPostgres:
         self.stop("immediate" if crash else "fast")
         time.sleep(down_seconds)
         self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster, then every backend: PostgreSQL stops answering without closing
+        a socket, as a stalled host or a network partition does (`thaw` ends it)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGSTOP)  # first, so it forks no backend we would miss
+        for pid in _children(postmaster):
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        for pid in [*_children(postmaster), postmaster]:
+            os.kill(pid, signal.SIGCONT)
 
     def terminate_backends(self, application_name: str = "relayq") -> int:
         """pg_terminate_backend every connection of the Relay servers; returns how many."""

@@ -140,3 +140,42 @@ def test_dropped_connections_mid_transaction_give_503_and_all_or_nothing(
         assert counts.get(n, 0) in (0, 10), f"batch {n} was stored partially: {counts.get(n)}"
         if status == 201:
             assert counts.get(n) == 10
+
+
+def test_a_database_that_stops_answering_gives_503_not_a_hang(throwaway_pg: ThrowawayPostgres) -> None:
+    """A stalled database host (or a partition, or a paused pgbouncer) closes no socket, so
+    PostgreSQL's own statement_timeout never fires: requests hung until the server came back
+    (or TCP gave up, minutes later), /health too. Each now ends within statement timeout +
+    connect timeout (here 1 + 1 s) with 503, and /health within 2 s."""
+    async def create() -> None:
+        conn = await asyncpg.connect(throwaway_pg.url)
+        await conn.execute("CREATE DATABASE relay_frozen")
+        await conn.close()
+
+    asyncio.run(create())
+    env = {"POSTGRES_CONNECT_TIMEOUT": "1", "POSTGRES_STATEMENT_TIMEOUT_MS": "1000", "POSTGRES_POOL_MIN_SIZE": "4"}
+    with start_server(with_database(throwaway_pg.url, "relay_frozen"), env) as server, \
+            httpx.Client(base_url=server.api, timeout=15) as api:
+        assert api.post("/queues", json={"name": "frozen"}).status_code == 201
+        throwaway_pg.freeze()
+        try:
+            for method, path, body in [
+                ("POST", "/queue/message", {"type": "t", "payload": 1, "queue": "frozen"}),
+                ("GET", "/queue/message?queue=frozen", None),
+                ("GET", "/queues", None),
+            ]:
+                started = time.monotonic()
+                response = api.request(method, path, json=body)
+                assert response.status_code == 503, (path, response.text)
+                assert response.json()["code"] == "DATABASE_UNAVAILABLE"
+                assert time.monotonic() - started < 6, path
+            started = time.monotonic()
+            assert api.get("/health").status_code == 500
+            assert time.monotonic() - started < 4
+        finally:
+            throwaway_pg.thaw()
+        deadline = time.monotonic() + 30
+        while api.post("/queue/message", json={"type": "t", "payload": 2, "queue": "frozen"}).status_code != 201:
+            assert time.monotonic() < deadline, "service did not resume by itself"
+            time.sleep(0.5)
+        assert api.get("/health").status_code == 200

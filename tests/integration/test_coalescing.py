@@ -231,3 +231,29 @@ async def test_a_key_whose_holder_is_deleted_before_the_look_up_is_stored_not_re
     assert not first[1].duplicate and first[1].id != holder.id
     rows = await relay.db.fetch("SELECT payload::text AS p FROM relay.messages WHERE queue_name = 'co' ORDER BY 1")
     assert sorted(r["p"] for r in rows) == ["2", '{"n":1}', '{"n":3}']  # each stored once, the holder gone
+
+
+async def test_an_unavailable_database_fails_merged_enqueues_at_once(relay: Relay, service_dsn: str) -> None:
+    """A shared statement that finds the database unavailable (here statement_timeout, behind a
+    lock another session holds) answers every merged request 503 at once. Running each again
+    alone held them all for one more timeout per request: 6 statements for 5 requests."""
+    import asyncpg
+
+    settings = Settings.from_env(
+        environ={"ENQUEUE_BUFFER_MAX_INFLIGHT": "1", "POSTGRES_STATEMENT_TIMEOUT_MS": "300"}, dotenv=None
+    )
+    slow = await Relay.start(settings, service_dsn, background=False)
+    locker = await asyncpg.connect(service_dsn)
+    try:
+        await slow.queues.resolve("co")
+        await locker.execute("BEGIN; LOCK TABLE relay.messages IN ACCESS EXCLUSIVE MODE")
+        before = slow.db.stats.round_trips
+        first = asyncio.ensure_future(slow.messages.enqueue([message(0)]))  # takes the only slot
+        await asyncio.sleep(0)
+        merged = [slow.messages.enqueue([message(i)]) for i in range(1, 6)]  # wait, then share one
+        results = await asyncio.gather(first, *merged, return_exceptions=True)
+        assert [getattr(r, "status", r) for r in results] == [503] * 6
+        assert slow.db.stats.round_trips - before == 2
+    finally:
+        await locker.close()
+        await slow.stop()

@@ -35,7 +35,19 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,
     # The driver's own state broke, e.g. a connection the server killed mid-statement.
     asyncpg.exceptions.InternalClientError,
+    # 25006: a database that refuses writes, typically a standby the URL reaches after a failover
+    # (the failed connection is dropped, so a new one finds the new primary).
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    # 55P03: a lock_timeout (a DBA's, on the role or database) ran out behind another session's
+    # lock; the statement rolled back, so a retry is safe. See `lock_timed_out`.
+    asyncpg.exceptions.LockNotAvailableError,
 )
+
+def lock_timed_out(exc: BaseException) -> bool:
+    """True for the 503 of a statement that ran out of lock_timeout: maintenance, which sets a
+    short one for its DDL, skips the queue until the next pass instead of failing the pass."""
+    return isinstance(exc, RelayError) and isinstance(exc.__cause__, asyncpg.exceptions.LockNotAvailableError)
+
 
 # SQLSTATE class 22 (data exception): a value PostgreSQL cannot store or compute with, such as
 # a NUL character in text, an integer beyond 32 bits or a timestamp past year 294276. Every
@@ -69,6 +81,18 @@ async def run_retrying(attempt: Callable[[], Awaitable[T]]) -> T:
                 raise database_unavailable("deadlock, retries exhausted") from None
         await asyncio.sleep(random.uniform(0.002, 0.02) * (tries + 1))
     raise AssertionError("unreachable")
+
+
+def command_timeout(settings: Settings) -> float | None:
+    """The client-side bound on every pool statement: a little past `statement_timeout`.
+
+    `statement_timeout` is PostgreSQL's own, so it cannot end a statement whose server stopped
+    answering (a stalled host, a network partition, a paused pgbouncer, which also drops the
+    setting): without a bound here such a request hung until TCP gave up, minutes later, and so
+    did every request coalesced behind it. A live server's own cancel still comes first."""
+    if settings.statement_timeout_ms <= 0:
+        return None
+    return settings.statement_timeout_ms / 1000 + settings.connect_timeout
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -155,7 +179,7 @@ class Database(QueryRunner):
                 max_size=settings.pool_size,
                 max_inactive_connection_lifetime=settings.pool_idle_timeout,
                 timeout=settings.connect_timeout,
-                command_timeout=None,
+                command_timeout=command_timeout(settings),
                 statement_cache_size=settings.statement_cache_size,
                 connection_class=RelayConnection,
                 server_settings={

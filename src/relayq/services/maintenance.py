@@ -41,8 +41,9 @@ from typing import Any
 import asyncpg
 
 from relayq.config import Settings
-from relayq.db.database import Database, Transaction
+from relayq.db.database import Database, Transaction, lock_timed_out
 from relayq.db.queries import MESSAGE_TABLES
+from relayq.domain.errors import RelayError
 from relayq.services.passes import run_logged
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 
@@ -351,7 +352,9 @@ class Maintenance:
                     return False
                 await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
                 await tx.execute(ddl)
-        except asyncpg.LockNotAvailableError:
+        except RelayError as exc:
+            if not lock_timed_out(exc):
+                raise
             report.skipped.append(queue.name)
             return False
         return True
@@ -393,8 +396,11 @@ class Maintenance:
                     await tx.execute(UNCOUNT_SQL.format(table=name))
                     await tx.execute(f"DROP TABLE relay.{name}")
                 report.dropped_partitions.append(name)
-            except (asyncpg.UndefinedTableError, asyncpg.LockNotAvailableError):
+            except asyncpg.UndefinedTableError:
                 continue
+            except RelayError as exc:
+                if not lock_timed_out(exc):
+                    raise
 
 
 def next_slot(scheduled: float, now: float, interval: float) -> float:

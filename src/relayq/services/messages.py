@@ -150,13 +150,17 @@ class MessageService:
 
         Fewer, larger statements cost PostgreSQL less per message (one commit, one trigger
         call, one plan per statement). Each request stays all or nothing: if the shared
-        statement fails, every request runs again alone and gets its own outcome.
+        statement fails (other than with a 503), every request runs again alone and gets its
+        own outcome.
         """
         flat = [item for request in requests for item in request.items] if len(requests) > 1 else requests[0].items
         try:
             results, inserted = await self._store(flat)
-        except RelayError:
-            if len(requests) == 1:
+        except RelayError as exc:
+            # An unavailable database (503) is no item's fault: running each request again
+            # alone held all of them for one more timeout per request, and stored them twice
+            # if the shared statement had committed before its connection died.
+            if len(requests) == 1 or exc.status == 503:
                 raise
             outcomes: list[list[Enqueued] | BaseException] = []
             for request in requests:

@@ -12,6 +12,7 @@ from relayq.api.routes.messages import relay
 from relayq.api.validation import Field, parse_query
 from relayq.domain.messages import message_to_wire
 
+HEALTH_TIMEOUT = 2.0  # seconds; health checkers give up soon, so answer before they do
 QUEUE_PARAM = Field("queueName", "str", aliases=("queue", "queue_name"))
 
 
@@ -21,8 +22,12 @@ async def health(request: Request) -> Response:
     r = relay(request)
     started = time.perf_counter()
     try:
-        async with r.db.pool.acquire(timeout=2) as conn:
-            await conn.fetchval("SELECT 1")
+        async with r.db.pool.acquire(timeout=HEALTH_TIMEOUT) as conn:
+            try:
+                await conn.fetchval("SELECT 1", timeout=HEALTH_TIMEOUT)  # a hung database is unhealthy, not a hang
+            except BaseException:
+                conn.terminate()  # released unanswered, asyncpg would wait for the hung server's cancel
+                raise
     except Exception as exc:
         return ok({"status": "ERROR", "details": {"status": "unhealthy", "postgres": {
             "ok": False, "error": str(exc) or type(exc).__name__}}}, 500)
