@@ -117,16 +117,17 @@ class ThrowawayPostgres:
         for pid in [*_children(postmaster), postmaster]:
             os.kill(pid, signal.SIGCONT)
 
-    def terminate_backends(self, application_name: str = "relayq") -> int:
-        """pg_terminate_backend every connection of the Relay servers; returns how many."""
-        return asyncio.run(self._terminate(application_name))
+    def terminate_backends(self, application_names: tuple[str, ...] = ("relayq", "relayq-listen")) -> int:
+        """pg_terminate_backend every connection of the Relay servers (pool and event listener);
+        returns how many."""
+        return asyncio.run(self._terminate(application_names))
 
-    async def _terminate(self, application_name: str) -> int:
+    async def _terminate(self, application_names: tuple[str, ...]) -> int:
         conn = await asyncpg.connect(self.url, timeout=5)
         try:
             killed = await conn.fetchval(
                 "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = $1 AND pid <> pg_backend_pid()", application_name)
+                "WHERE application_name = ANY($1::text[]) AND pid <> pg_backend_pid()", list(application_names))
             return int(killed)
         finally:
             await conn.close()

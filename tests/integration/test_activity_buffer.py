@@ -4,9 +4,11 @@ database is unreachable; ACTIVITY_LOG_ENABLED=false records nothing; stats read 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 
 import asyncpg
+import pytest
 
 from relayq.config import Settings
 from relayq.db.database import Database
@@ -151,3 +153,51 @@ async def test_consumer_stats_merge_unflushed_counts(database_url: str) -> None:
         assert after["unknown"][q].dequeued == 1
         await r.messages.dequeue(q, 1, consumer_id="rw")  # the nacked message, redelivered
         assert (await stats.read("rw"))["rw"][q].dequeued == 3
+
+
+async def test_consumer_stats_log_an_outage_once_per_doubling(caplog: pytest.LogCaptureFixture) -> None:
+    """A flush fails every interval while the database is away: 1st, 2nd, 4th, 8th... are logged."""
+    settings = Settings.from_env(environ={"POSTGRES_CONNECT_TIMEOUT": "0.2"}, dotenv=None)
+    pool = await asyncpg.create_pool(f"postgresql://postgres@127.0.0.1:{free_port()}/none", min_size=0)
+    stats = ConsumerStats(Database(pool, settings), interval=0.01)
+    stats.on_change(Change("dequeue", "q", rows=[{"id": "s1", "queue_name": "q"}], consumer_id="w"))
+
+    def failed() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "flush failed" in r.getMessage()]
+
+    async def four_logged() -> bool:
+        return len(failed()) >= 4
+
+    with caplog.at_level(logging.WARNING, logger="relayq.stats"):
+        runner = asyncio.create_task(stats.run())
+        await eventually(four_logged, within=10)
+        runner.cancel()
+    assert [m.split(", ")[1].split(" ")[0] for m in failed()[:4]] == ["1", "2", "4", "8"]
+    assert stats.pending  # nothing lost meanwhile
+    await pool.close()
+
+
+async def test_the_event_listener_is_named_and_comes_back_after_termination(database_url: str) -> None:
+    """A DBA (and the chaos soak) can tell the LISTEN connection apart, and killing it is survived."""
+    async with inprocess_relay(database_url, background=True) as r:
+        events = ext(r).events
+
+        async def listening() -> bool:
+            return events.listening
+
+        async def listener_pids() -> list[int]:
+            rows = await r.db.fetch("SELECT pid FROM pg_stat_activity WHERE application_name = 'relayq-listen' "
+                                    "AND datname = current_database()")
+            return [row["pid"] for row in rows]
+
+        assert await eventually(listening)
+        before = await listener_pids()
+        assert before
+        await r.db.fetchval("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM unnest($1::int[]) AS pid",
+                            before)
+
+        async def replaced() -> bool:
+            pids = await listener_pids()
+            return events.listening and bool(pids) and not set(pids) & set(before)
+
+        assert await eventually(replaced, within=10)

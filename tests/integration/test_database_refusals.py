@@ -78,3 +78,42 @@ async def test_a_lock_timeout_behind_another_sessions_lock_is_503(service_dsn: s
         await admin.execute(f'ALTER DATABASE "{name}" RESET lock_timeout')
         await admin.close()
         await relay.stop()
+
+
+def test_health_says_unhealthy_when_the_database_is_read_only(service_dsn: str) -> None:
+    """`pools.write` was always true: a standby that refuses every write looked healthy."""
+    import asyncio
+
+    import httpx
+
+    from tests.support.server import start_server
+
+    async def set_read_only(on: bool) -> None:
+        admin = await asyncpg.connect(service_dsn, server_settings={"default_transaction_read_only": "off"})
+        try:
+            name = await admin.fetchval("SELECT current_database()")
+            value = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+            await admin.execute(f'ALTER DATABASE "{name}" {value}')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = $1 AND application_name = 'relayq'", name)
+        finally:
+            await admin.close()
+
+    with start_server(service_dsn) as server:
+        healthy = httpx.get(server.api + "/health", timeout=10)
+        assert healthy.status_code == 200 and healthy.json()["details"]["postgres"]["pools"]["write"] is True
+        asyncio.run(set_read_only(True))
+        try:
+            for _ in range(20):  # the pool notices its terminated connections on first use
+                sick = httpx.get(server.api + "/health", timeout=10)
+                if sick.status_code == 500 and "read-only" in sick.text:
+                    break
+            assert sick.status_code == 500, sick.text
+            assert sick.json()["details"]["postgres"]["pools"] == {"write": False, "read": True}
+        finally:
+            asyncio.run(set_read_only(False))
+        for _ in range(20):
+            again = httpx.get(server.api + "/health", timeout=10)
+            if again.status_code == 200:
+                break
+        assert again.status_code == 200, again.text

@@ -33,6 +33,8 @@ from relayq.services.waiters import Waiters
 log = logging.getLogger("relayq.events")
 
 CHANNEL = "relay_queue_events"
+# The listener's own connection, named so a DBA (and the chaos tests) can tell it from the pool's.
+LISTEN_SESSION = {"application_name": "relayq-listen"}
 NOTIFY_LIMIT = 7900  # PostgreSQL refuses payloads of 8000 bytes or more
 MAX_IDS = 1000  # per event; beyond it the event carries the count and force_refresh
 MAX_MESSAGES = 100  # message objects per "entering" event
@@ -231,7 +233,8 @@ class EventStream:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self.db.settings.listen_database_url or self.db.dsn, timeout=self.db.settings.connect_timeout
+                    self.db.settings.listen_database_url or self.db.dsn, timeout=self.db.settings.connect_timeout,
+                    server_settings=LISTEN_SESSION,
                 )
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())

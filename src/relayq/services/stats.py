@@ -138,13 +138,26 @@ class ConsumerStats:
         self.pending = {}
 
     async def run(self) -> None:
-        """Flush every interval until cancelled."""
+        """Flush every interval until cancelled.
+
+        While the database is away every flush fails; one warning per flush (ten a second) buried
+        the log of an outage, so only the 1st, 2nd, 4th, 8th... failure in a row is logged, and
+        the recovery once.
+        """
+        failures = 0
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.flush()
             except Exception as exc:
-                log.warning("consumer stats flush failed (%s); will retry", type(exc).__name__)
+                failures += 1
+                if failures & (failures - 1) == 0:
+                    log.warning("consumer stats flush failed (%s, %d in a row); the counts wait in memory",
+                                type(exc).__name__, failures)
+                continue
+            if failures:
+                log.info("consumer stats written again after %d failed flushes", failures)
+                failures = 0
 
     def _merge_back(self) -> None:
         for key, counts in self.inflight.items():

@@ -17,14 +17,17 @@ QUEUE_PARAM = Field("queueName", "str", aliases=("queue", "queue_name"))
 
 
 @endpoint("GET", "/health", summary="Liveness and database check (no auth)", tag="monitoring", auth=False,
-          responses={200: "healthy", 500: "database unreachable"})
+          responses={200: "healthy", 500: "database unreachable, or read-only (`pools.write` false)"})
 async def health(request: Request) -> Response:
     r = relay(request)
     started = time.perf_counter()
     try:
         async with r.db.pool.acquire(timeout=HEALTH_TIMEOUT) as conn:
             try:
-                await conn.fetchval("SELECT 1", timeout=HEALTH_TIMEOUT)  # a hung database is unhealthy, not a hang
+                # A standby reached after a failover answers reads but refuses every write (503s):
+                # for a queue that is unhealthy, so it is checked too.
+                writable = await conn.fetchval("SELECT current_setting('transaction_read_only') = 'off'",
+                                               timeout=HEALTH_TIMEOUT)  # a hung database is unhealthy, not a hang
             except BaseException:
                 conn.terminate()  # released unanswered, asyncpg would wait for the hung server's cancel
                 raise
@@ -32,6 +35,10 @@ async def health(request: Request) -> Response:
         return ok({"status": "ERROR", "details": {"status": "unhealthy", "postgres": {
             "ok": False, "error": str(exc) or type(exc).__name__}}}, 500)
     latency = round((time.perf_counter() - started) * 1000)
+    if not writable:
+        return ok({"status": "ERROR", "details": {"status": "unhealthy", "postgres": {
+            "ok": False, "error": "the database is read-only (a standby?): every write fails",
+            "latency": latency, "pools": {"write": False, "read": True}}}}, 500)
     return ok({"status": "OK", "details": {"status": "healthy", "postgres": {
         "ok": True, "latency": latency, "pools": {"write": True, "read": True}}}})
 
