@@ -100,6 +100,10 @@ class Settings:
     partitions_ahead: int = _env("PARTITIONS_AHEAD", 3, doc="future time partitions kept ready per queue")
     event_flush_ms: int = _env("EVENT_FLUSH_MS", 100, doc="coalescing window for change notifications")
     event_ping_seconds: float = _env("EVENT_PING_SECONDS", 15.0, doc="SSE keep-alive ping interval")
+    event_keyless_streams_max: int = _env(
+        "EVENT_KEYLESS_STREAMS_MAX", 100,
+        doc="with SECRET_KEY set, most event streams open at once without the key (counts only) per process",
+    )
     coalesce_enabled: bool = _env("ENQUEUE_BUFFER_ENABLED", True, doc="natural batching of single-message requests")
     coalesce_max_batch: int = _env("ENQUEUE_BUFFER_MAX_SIZE", 500, doc="most items one coalesced statement carries")
     coalesce_max_inflight: int = _env(
@@ -165,6 +169,7 @@ class Settings:
             "ACTIVITY_FLUSH_INTERVAL_MS": self.activity_flush_interval_ms,
             "ACTIVITY_RETENTION_INTERVAL_SECONDS": self.activity_retention_interval_seconds,
             "EVENT_PING_SECONDS": self.event_ping_seconds,
+            "EVENT_KEYLESS_STREAMS_MAX": self.event_keyless_streams_max,
             "ACTIVITY_BURST_THRESHOLD_COUNT": self.burst_threshold_count,
         }
         for name, value in positive.items():

@@ -131,6 +131,33 @@ def test_lightweight_without_key_full_with_key_and_pings(database_url: str) -> N
         assert httpx.get(server.url + "/metrics", headers={"X-API-KEY": "s3cret"}).status_code == 200
 
 
+@contextmanager
+def stream(url: str, headers: dict[str, str] | None = None) -> Iterator[int]:
+    """An open event stream (its status code), read by nobody, closed on exit."""
+    with httpx.Client(timeout=10) as client, client.stream("GET", url, headers=headers) as response:
+        yield response.status_code
+
+
+def test_keyless_streams_are_bounded_keyed_ones_are_not(database_url: str) -> None:
+    """Without the key anyone can open a (counts-only) stream: at most EVENT_KEYLESS_STREAMS_MAX."""
+    env = {"SECRET_KEY": "s3cret", "EVENT_KEYLESS_STREAMS_MAX": "2"}
+    with start_server(database_url, env) as server:
+        url = server.api + "/queue/events"
+        with stream(url) as first, stream(url + "?apiKey=wrong") as second:
+            assert (first, second) == (200, 200)
+            with stream(url) as third:
+                assert third == 401
+            with stream(url, {"X-API-KEY": "s3cret"}) as keyed, stream(url + "?apiKey=s3cret") as by_query:
+                assert (keyed, by_query) == (200, 200)  # with the key: no limit
+        deadline = time.monotonic() + 10
+        while True:  # the closed streams free their places
+            with stream(url) as again:
+                if again == 200:
+                    break
+            assert time.monotonic() < deadline, "closed keyless streams were never released"
+            time.sleep(0.1)
+
+
 def test_every_process_sees_every_event_and_wakes_long_polls(
     api: httpx.Client, live_server: LiveServer, queue: str
 ) -> None:

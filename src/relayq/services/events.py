@@ -209,6 +209,10 @@ class EventStream:
                 await self._sender
 
     # ----- subscribers -------------------------------------------------------------------
+    def keyless_subscribers(self) -> int:
+        """Open streams of clients without the key (counts only)."""
+        return sum(not sub.full for sub in self.subscribers)
+
     def subscribe(self, full: bool) -> Subscriber:
         """Register an SSE client."""
         sub = Subscriber(full)

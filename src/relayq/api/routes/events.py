@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from relayq.api.http import endpoint
 from relayq.api.routes.messages import relay
+from relayq.domain.errors import RelayError
 from relayq.services.events import Subscriber
 from relayq.services.extensions import extensions_of
 
@@ -29,11 +30,18 @@ def is_full_client(request: Request, secret: str) -> bool:
 
 
 @endpoint("GET", "/queue/events", summary="Live queue-update events (SSE; counts only without the API key)",
-          tag="monitoring", auth=False, responses={200: "text/event-stream"})
+          tag="monitoring", auth=False,
+          responses={200: "text/event-stream",
+                     401: "UNAUTHORIZED: too many keyless streams open (EVENT_KEYLESS_STREAMS_MAX)"})
 async def events(request: Request) -> Response:
     r = relay(request)
     stream = extensions_of(r).events
-    sub = stream.subscribe(is_full_client(request, r.settings.secret_key))
+    full = is_full_client(request, r.settings.secret_key)
+    if not full and stream.keyless_subscribers() >= r.settings.event_keyless_streams_max:
+        # The stream is open without the key (counts only), but not to any number of clients:
+        # each holds a connection and a buffer. With the key there is no limit.
+        raise RelayError(401, "UNAUTHORIZED", "Too many event streams without the API key; send X-API-KEY")
+    sub = stream.subscribe(full)
     return StreamingResponse(
         _stream(sub, r.settings.event_ping_seconds, lambda: stream.unsubscribe(sub)),
         media_type="text/event-stream",
