@@ -30,4 +30,4 @@ fi
 
 .venv/bin/ruff check src tests
 .venv/bin/mypy
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=12 "$@"   # the slowest tests, to keep the suite well under 10 minutes
