@@ -6,12 +6,13 @@ whitelists; every value is a bind parameter.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relayq.db.database import Database
+from relayq.db.database import Database, Transaction
 from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
@@ -44,6 +45,13 @@ STATUS_ORDER: dict[str, str] = {
     "archived": "m.created_at DESC",
     "acknowledged": "m.acknowledged_at DESC NULLS LAST",
 }
+
+# The listings read every partition of the partitioned table (its partition key is the queue id,
+# which they do not filter on), and JIT compiles each partition's expressions before running:
+# with 150 partitioned queues (750 time partitions) GET /queue/main/messages spent 11 s
+# compiling to run 0.6 s, GET /queue/status 5 s. Off per transaction (SET LOCAL): a startup
+# parameter is refused by pgbouncer, and the pool keeps no session settings.
+NO_JIT_SQL = "SET LOCAL jit = off"
 
 
 @dataclass(slots=True)
@@ -97,6 +105,13 @@ class AdminService:
             return []
         return [MESSAGE_TABLES[ref.kind]]
 
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[Transaction]:
+        """A transaction whose statements are planned without JIT (NO_JIT_SQL)."""
+        async with self.db.transaction() as tx:
+            await tx.execute(NO_JIT_SQL)
+            yield tx
+
     async def _source(self, queue: str | None) -> str | None:
         """A FROM source aliased `m` over the relevant tables, filtered by WHERE_SQL."""
         tables = await self._tables(queue)
@@ -111,13 +126,14 @@ class AdminService:
             return [], 0
         direction = "ASC" if order == "asc" else "DESC"
         order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
-        rows = await self.db.fetch(
-            f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
-            *flt.args(), limit, offset,
-        )
-        if limit is None:
-            return rows, len(rows)
-        total = await self.db.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
+        async with self._reader() as tx:
+            rows = await tx.fetch(
+                f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
+                *flt.args(), limit, offset,
+            )
+            if limit is None:
+                return rows, len(rows)
+            total = await tx.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
         return rows, int(total)
 
     async def status(self, queue: str | None, include_messages: bool) -> dict[str, Any]:
@@ -133,17 +149,19 @@ class AdminService:
             queue)]
         lists: dict[str, list[Mapping[str, Any]]] = {s: [] for s in STATUSES}
         tables = await self._tables(queue) if include_messages else []
-        for status in STATUSES if tables else ():
-            if counts[status]:
-                # Across queues, the queued, acknowledged, dead and archived lists read each
-                # queue's top 1000 through the per-queue indexes; the processing one reads the
-                # lease index, which has no queue column, once.
-                source = _union(tables, top=STATUS_ORDER[status],
-                                per_queue=queue is None and status != "processing")
-                lists[status] = await self.db.fetch(
-                    f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
-                    *MessageFilter(status=status, queue=queue).args(),
-                )
+        wanted = [status for status in STATUSES if counts[status]] if tables else []
+        if wanted:
+            async with self._reader() as tx:
+                for status in wanted:
+                    # Across queues, the queued, acknowledged, dead and archived lists read each
+                    # queue's top 1000 through the per-queue indexes; the processing one reads the
+                    # lease index, which has no queue column, once.
+                    source = _union(tables, top=STATUS_ORDER[status],
+                                    per_queue=queue is None and status != "processing")
+                    lists[status] = await tx.fetch(
+                        f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
+                        *MessageFilter(status=status, queue=queue).args(),
+                    )
         return {"counts": counts, "priorities": priorities, "types": types, "lists": lists}
 
     async def metrics(self, queue: str | None) -> dict[str, Any]:
