@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
+import msgspec
 
 
 def fill(api: httpx.Client, queue: str) -> list[str]:
@@ -205,3 +206,18 @@ def test_list_and_delete_by_time(api: httpx.Client, queue: str) -> None:
     removed = api.request("DELETE", "/queue/messages",
                           params={"startTimestamp": start, "endTimestamp": end_ms, "queueName": queue})
     assert removed.json() == {"message": "4 messages removed successfully", "deletedCount": 4}
+
+
+def test_a_large_export_is_complete_and_in_listing_order(api: httpx.Client, queue: str) -> None:
+    """Built from a cursor in chunks, through a spool that goes to disk past 8 MiB."""
+    pad = "x" * 1000
+    for start in range(0, 12_000, 4_000):
+        batch = [{"type": "big", "payload": {"n": n, "pad": pad}, "queue": queue} for n in range(start, start + 4_000)]
+        assert api.post("/queue/batch", json=batch).status_code == 201
+    exported = api.get("/queue/main/export", params={"queueName": queue, "sortBy": "created_at",
+                                                    "sortOrder": "asc"}, timeout=60)
+    assert exported.status_code == 200
+    assert int(exported.headers["content-length"]) == len(exported.content) > 12 * 1024 * 1024
+    items = exported.json()
+    assert [m["payload"]["n"] for m in items] == list(range(12_000))
+    assert exported.content == msgspec.json.format(msgspec.json.encode(items), indent=2)  # the same bytes as one list

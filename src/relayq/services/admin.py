@@ -136,6 +136,21 @@ class AdminService:
             total = await tx.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
         return rows, int(total)
 
+    async def iter_messages(
+        self, flt: MessageFilter, sort: str, order: str, chunk: int = 1000
+    ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
+        """Every matching message, `chunk` rows at a time, from a cursor in one read transaction
+        (one snapshot): an export of a million messages no longer sits in memory at once."""
+        source = await self._source(flt.queue)
+        if source is None:
+            return
+        direction = "ASC" if order == "asc" else "DESC"
+        order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
+        async with self._reader() as tx:
+            cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}", *flt.args())
+            while rows := await cursor.fetch(chunk):
+                yield rows
+
     async def status(self, queue: str | None, include_messages: bool) -> dict[str, Any]:
         """Counts per status and priority, types, and (optionally) the first 1000 of each list."""
         counts = dict.fromkeys(STATUSES, 0)
