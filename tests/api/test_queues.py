@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 
 import httpx
 
@@ -103,6 +104,14 @@ def test_purge(api: httpx.Client, queue: str) -> None:
     assert api.post(f"/queues/{queue}/purge").json()["deleted_count"] == 1
     assert api.post(f"/queues/{queue}/purge", json={"status": "weird"}).status_code == 400
     assert api.post("/queues/ghost/purge").status_code == 404
+    # One summary entry per purge, counted (the rows themselves are not carried any more).
+    deadline = time.monotonic() + 5
+    while True:
+        logs = api.get("/queue/activity", params={"queue_name": queue, "action": "purge_queue"}).json()["logs"]
+        if len(logs) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert sorted((e["batch_size"], e["context"]["status"]) for e in logs) == [(1, "all"), (2, "queued")]
 
 
 def test_rename(api: httpx.Client, queue: str) -> None:
