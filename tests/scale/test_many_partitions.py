@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import asyncpg
@@ -51,3 +52,35 @@ async def test_listings_over_many_partitions_do_not_compile_each_one(partitions_
         await conn.close()
         if relay is not None:
             await relay.stop()
+
+
+async def test_one_partitioned_queue_is_read_from_its_own_partitions(partitions_dsn: str) -> None:
+    """A named partitioned queue is read from its subtree, not through the parent (partitioned by
+    queue id, while reads filter by name), which planned and read every partitioned queue's."""
+    settings = Settings.from_env(environ={}, dotenv=None)
+    relay = await Relay.start(settings, partitions_dsn, background=False)
+    conn = await asyncpg.connect(partitions_dsn)
+    try:
+        names = [f"own{i}" for i in range(3)]
+        for name in names:
+            await relay.queues.create({"name": name, "queue_type": "partitioned",
+                                       "partition_interval": "daily", "retention_interval": "7 days"})
+            await fill_messages(conn, name, "queued", 4, table="relay.messages_partitioned")
+        mine = await relay.queues.resolve("own1")
+        source = await relay.admin._source("own1")
+        assert source is not None
+        plan = "\n".join(r[0] for r in await conn.fetch(
+            f"EXPLAIN SELECT m.id FROM {source}", *MessageFilter(queue="own1").args()))
+        scanned = set(re.findall(r"messages_p(\d+)_", plan))
+        assert scanned == {str(mine.id)}, plan
+        rows, total = await relay.admin.list_messages(MessageFilter(queue="own1"), "created_at", "asc", 50, 0)
+        assert total == 4 and {r["queue_name"] for r in rows} == {"own1"}
+        status = await relay.admin.status("own1", True)
+        assert len(status["lists"]["queued"]) == 4
+        everything = await relay.admin.status(None, True)  # across queues: each queue its own part
+        assert {m["queue_name"] for m in everything["lists"]["queued"]} >= set(names)
+        await relay.queues.delete("own2", True)
+        assert await relay.admin.list_messages(MessageFilter(queue="own2"), "created_at", "asc", 50, 0) == ([], 0)
+    finally:
+        await conn.close()
+        await relay.stop()

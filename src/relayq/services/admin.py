@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from relayq.db.database import Database, Transaction
 from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
@@ -95,14 +97,23 @@ class AdminService:
         self.queues = queues
         self.hub = hub
 
-    async def _tables(self, queue: str | None) -> list[str]:
-        """The tables that can hold `queue`'s messages (all three when no queue is named)."""
+    async def _tables(self, queue: str | None, *, reading: bool = False) -> list[str]:
+        """The tables that can hold `queue`'s messages (all three when no queue is named).
+
+        With `reading`, a partitioned queue's own subtree (`relay.messages_p<id>`) rather than the
+        parent: the parent is partitioned by queue id, and reads filter by name, so through it
+        every partition of every partitioned queue was planned and read (about 1 s for one
+        queue's page with 150 partitioned queues). Writes keep the parent, whose statement
+        triggers keep the counts.
+        """
         if queue is None:
             return list(MESSAGE_TABLES.values())
         try:
             ref = await self.queues.resolve(queue, refresh=True)
         except RelayError:
             return []
+        if reading and ref.kind == "partitioned":
+            return [f"relay.messages_p{int(ref.id)}"]
         return [MESSAGE_TABLES[ref.kind]]
 
     @contextlib.asynccontextmanager
@@ -114,7 +125,7 @@ class AdminService:
 
     async def _source(self, queue: str | None) -> str | None:
         """A FROM source aliased `m` over the relevant tables, filtered by WHERE_SQL."""
-        tables = await self._tables(queue)
+        tables = await self._tables(queue, reading=True)
         return _union(tables) if tables else None
 
     async def list_messages(
@@ -126,14 +137,17 @@ class AdminService:
             return [], 0
         direction = "ASC" if order == "asc" else "DESC"
         order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
-        async with self._reader() as tx:
-            rows = await tx.fetch(
-                f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
-                *flt.args(), limit, offset,
-            )
-            if limit is None:
-                return rows, len(rows)
-            total = await tx.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
+        try:
+            async with self._reader() as tx:
+                rows = await tx.fetch(
+                    f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
+                    *flt.args(), limit, offset,
+                )
+                if limit is None:
+                    return rows, len(rows)
+                total = await tx.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
+        except asyncpg.UndefinedTableError:  # a partitioned queue deleted since it was resolved
+            return [], 0
         return rows, int(total)
 
     async def iter_messages(
@@ -147,7 +161,11 @@ class AdminService:
         direction = "ASC" if order == "asc" else "DESC"
         order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
         async with self._reader() as tx:
-            cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}", *flt.args())
+            try:
+                cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}",
+                                              *flt.args())
+            except asyncpg.UndefinedTableError:  # a partitioned queue deleted since it was resolved
+                return
             while rows := await cursor.fetch(chunk):
                 yield rows
 
@@ -163,21 +181,27 @@ class AdminService:
             "SELECT DISTINCT type FROM relay.message_types WHERE $1::text IS NULL OR queue_name = $1 ORDER BY 1",
             queue)]
         lists: dict[str, list[Mapping[str, Any]]] = {s: [] for s in STATUSES}
-        tables = await self._tables(queue) if include_messages else []
+        tables = await self._tables(queue, reading=True) if include_messages else []
         wanted = [status for status in STATUSES if counts[status]] if tables else []
         if wanted:
-            async with self._reader() as tx:
-                for status in wanted:
-                    # Across queues, the queued, acknowledged, dead and archived lists read each
-                    # queue's top 1000 through the per-queue indexes; the processing one reads the
-                    # lease index, which has no queue column, once.
-                    source = _union(tables, top=STATUS_ORDER[status],
-                                    per_queue=queue is None and status != "processing")
-                    lists[status] = await tx.fetch(
-                        f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
-                        *MessageFilter(status=status, queue=queue).args(),
-                    )
+            with contextlib.suppress(asyncpg.UndefinedTableError):  # a partitioned queue deleted meanwhile
+                await self._top_lists(tables, queue, wanted, lists)
         return {"counts": counts, "priorities": priorities, "types": types, "lists": lists}
+
+    async def _top_lists(self, tables: list[str], queue: str | None, wanted: list[str],
+                         lists: dict[str, list[Mapping[str, Any]]]) -> None:
+        """The first 1000 messages of each status in `wanted`, into `lists`."""
+        async with self._reader() as tx:
+            for status in wanted:
+                # Across queues, the queued, acknowledged, dead and archived lists read each
+                # queue's top 1000 through the per-queue indexes; the processing one reads the
+                # lease index, which has no queue column, once.
+                source = _union(tables, top=STATUS_ORDER[status],
+                                per_queue=queue is None and status != "processing")
+                lists[status] = await tx.fetch(
+                    f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
+                    *MessageFilter(status=status, queue=queue).args(),
+                )
 
     async def metrics(self, queue: str | None) -> dict[str, Any]:
         """Counts per status plus average and largest payload size (from the counters)."""
@@ -319,9 +343,12 @@ def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = Fals
     (GET /queue/status over millions of messages)."""
     head = f" ORDER BY {top} LIMIT 1000" if top else ""
     if per_queue:
+        # m.queue_id = q.id lets each queue's part of the partitioned table read its own
+        # partitions only (run-time pruning), not every partitioned queue's.
         parts = [
             f"(SELECT m.* FROM relay.queues q CROSS JOIN LATERAL (SELECT {ROW_COLUMNS} FROM {t} m "
-            f"WHERE {WHERE_SQL} AND m.queue_name = q.name{head}) m{head})"
+            f"WHERE {WHERE_SQL} AND m.queue_name = q.name"
+            f"{' AND m.queue_id = q.id' if t == MESSAGE_TABLES['partitioned'] else ''}{head}) m{head})"
             for t in tables
         ]
     else:
