@@ -54,12 +54,19 @@ async def test_listings_over_many_partitions_do_not_compile_each_one(partitions_
             await relay.stop()
 
 
-async def test_one_partitioned_queue_is_read_from_its_own_partitions(partitions_dsn: str) -> None:
+@pytest.fixture(scope="module")
+def own_dsn() -> Iterator[str]:
+    """Its own database: the JIT test above leaves its database compiling every statement."""
+    with fresh_database("relay_own_partitions") as url:
+        yield url
+
+
+async def test_one_partitioned_queue_is_read_from_its_own_partitions(own_dsn: str) -> None:
     """A named partitioned queue is read from its subtree, not through the parent (partitioned by
     queue id, while reads filter by name), which planned and read every partitioned queue's."""
     settings = Settings.from_env(environ={}, dotenv=None)
-    relay = await Relay.start(settings, partitions_dsn, background=False)
-    conn = await asyncpg.connect(partitions_dsn)
+    relay = await Relay.start(settings, own_dsn, background=False)
+    conn = await asyncpg.connect(own_dsn)
     try:
         names = [f"own{i}" for i in range(3)]
         for name in names:
