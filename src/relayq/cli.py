@@ -109,14 +109,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Give back the space a drained backlog left in the message tables (relayq/db/compact.py)."""
-    from relayq.db.compact import compact
+    from relayq.db.compact import CompactRunning, compact
 
     settings = Settings.from_env()
     url = _checked_database_url(settings)
     if url is None:
         return EXIT_NO_DATABASE
-    resized = asyncio.run(compact(url, dry_run=args.dry_run,
-                                  progress=None if args.dry_run else lambda text: print(f"relay: {text}", flush=True)))
+    try:
+        resized = asyncio.run(compact(url, dry_run=args.dry_run,
+                                      progress=None if args.dry_run else lambda text: print(f"relay: {text}", flush=True)))
+    except CompactRunning as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
     rows = [(r.table if r.kind == "table" else f"  {r.relation}", _mib(r.before),
              "dropped" if r.after is None else _mib(r.after)) for r in resized]
     rows.append(("total", _mib(sum(r.before for r in resized)), _mib(sum(r.after or 0 for r in resized))))

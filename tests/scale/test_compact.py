@@ -12,7 +12,7 @@ from benchmarks.scale.fill import fill_messages
 
 from relayq.cli import main
 from relayq.config import Settings
-from relayq.db.compact import compact
+from relayq.db.compact import CompactRunning, compact
 from relayq.runtime import Relay
 from relayq.services.messages import NewMessage
 from tests.support.server import fresh_database
@@ -90,3 +90,61 @@ def test_cli_dry_run_changes_nothing(compact_dsn: str, monkeypatch: pytest.Monke
     assert "  messages_pkey" in out and "REINDEX" not in out
     assert main(["compact"]) == 0
     assert "REINDEX INDEX CONCURRENTLY relay.messages_pkey" in capsys.readouterr().out
+
+
+async def test_a_second_compaction_refuses_at_once_instead_of_deadlocking(compact_dsn: str) -> None:
+    """Two compactions deadlocked: the second took the first's in-progress `_ccnew` index for a
+    leftover (or reindexed the same table), each waited for the other's snapshot, and the one
+    PostgreSQL cancelled failed (a first one cancelled mid-REINDEX left its invalid copy behind)."""
+    blocker = await asyncpg.connect(compact_dsn)
+    watcher = await asyncpg.connect(compact_dsn)
+    try:
+        # An open write transaction holds the first REINDEX CONCURRENTLY in its wait for writers,
+        # with its new copy already in the catalog (invalid).
+        await blocker.execute("BEGIN")
+        await blocker.execute("LOCK TABLE relay.messages IN ROW EXCLUSIVE MODE")
+        first = asyncio.create_task(compact(compact_dsn))
+        for _ in range(200):
+            if await watcher.fetchval("SELECT count(*) FROM pg_class WHERE relname ~ '^messages_.*_ccnew'"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the first compaction never reached its REINDEX")
+        with pytest.raises(CompactRunning):
+            await asyncio.wait_for(compact(compact_dsn), 10)
+        await blocker.execute("ROLLBACK")
+        await asyncio.wait_for(first, 60)  # and raised nothing
+        invalid = await watcher.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid")
+        assert invalid == 0
+    finally:
+        await blocker.close()
+        await watcher.close()
+
+
+async def test_a_table_another_session_reindexes_is_skipped(compact_dsn: str) -> None:
+    """A DBA's REINDEX CONCURRENTLY in progress: its `_ccnew` is not a leftover to drop, and a
+    second REINDEX of the same table would deadlock with it."""
+    blocker = await asyncpg.connect(compact_dsn)
+    dba = await asyncpg.connect(compact_dsn)
+    watcher = await asyncpg.connect(compact_dsn)
+    try:
+        await blocker.execute("BEGIN")
+        await blocker.execute("LOCK TABLE relay.messages IN ROW EXCLUSIVE MODE")
+        reindex = asyncio.create_task(dba.execute("REINDEX INDEX CONCURRENTLY relay.messages_pkey"))
+        for _ in range(200):
+            if await watcher.fetchval("SELECT count(*) FROM pg_class WHERE relname = 'messages_pkey_ccnew'"):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the REINDEX never started")
+        said: list[str] = []
+        resized = await asyncio.wait_for(compact(compact_dsn, progress=said.append), 30)
+        assert "skipping relay.messages: another session is building an index on it" in said
+        assert not [r for r in resized if r.table == "relay.messages" and r.after is None]
+        await blocker.execute("ROLLBACK")
+        await asyncio.wait_for(reindex, 60)  # the DBA's REINDEX finished: its copy was not dropped
+        assert await watcher.fetchval("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0
+    finally:
+        await blocker.close()
+        await dba.close()
+        await watcher.close()

@@ -15,6 +15,11 @@ request for more than an instant:
   UPDATE EXCLUSIVE (which no enqueue, dequeue or ack conflicts with), then swaps it in.
 
 Partitioned queues are left out: retention drops their partitions whole.
+
+One compaction at a time per database (COMPACT_LOCK_KEY), and a table on which another session is
+building an index is skipped: two REINDEX CONCURRENTLY of one table deadlock (each waits for the
+other's snapshot), and the one PostgreSQL cancels leaves its invalid `_ccnew` copy behind; the
+in-progress copy of another session's REINDEX also looks exactly like a leftover.
 """
 
 from __future__ import annotations
@@ -30,6 +35,12 @@ COMPACTED_TABLES = ("relay.messages", "relay.messages_unlogged", "relay.activity
 # take longer than any request's statement timeout.
 COMPACT_SESSION = {"application_name": "relayq-compact", "statement_timeout": "0"}
 
+# A session-level advisory lock (bigint key space; the queue locks use the two-int one).
+COMPACT_LOCK_KEY = 0x72656C6179636D70  # "relaycmp"
+# Another session's CREATE INDEX or REINDEX on the table (its `_ccnew` is not a leftover).
+_BUILDING_SQL = """SELECT count(*) FROM pg_stat_progress_create_index
+WHERE relid = $1::regclass AND pid <> pg_backend_pid()"""
+
 _SIZES_SQL = """SELECT c.relname, c.relkind::text AS kind, pg_relation_size(c.oid) AS bytes
 FROM pg_class c WHERE c.oid = $1::regclass
 UNION ALL
@@ -43,6 +54,10 @@ ORDER BY 2 DESC, 1"""
 _LEFTOVERS_SQL = r"""SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND c.relname ~ '_cc(new|old)[0-9]*$'
 ORDER BY 1"""
+
+
+class CompactRunning(Exception):
+    """Another `relay compact` holds COMPACT_LOCK_KEY on this database."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +77,14 @@ def quote_ident(name: str) -> str:
 
 
 async def compact(dsn: str, *, dry_run: bool = False, progress: Callable[[str], None] | None = None) -> list[Resize]:
-    """Compact every table of COMPACTED_TABLES; with `dry_run`, only report the sizes."""
+    """Compact every table of COMPACTED_TABLES; with `dry_run`, only report the sizes.
+
+    Raises CompactRunning at once when another compaction of the database is running."""
     say = progress or (lambda _text: None)
     conn = await asyncpg.connect(dsn, server_settings=COMPACT_SESSION)
     try:
+        if not dry_run and not await conn.fetchval("SELECT pg_try_advisory_lock($1)", COMPACT_LOCK_KEY):
+            raise CompactRunning("another relay compact is running on this database")
         out: list[Resize] = []
         for table in COMPACTED_TABLES:
             if await conn.fetchval("SELECT to_regclass($1)", table) is None:
@@ -81,6 +100,9 @@ async def _compact_table(conn: asyncpg.Connection, table: str, dry_run: bool,
     schema = table.split(".", 1)[0]
     before = {r["relname"]: (r["kind"], r["bytes"]) for r in await conn.fetch(_SIZES_SQL, table)}
     leftovers = [r["relname"] for r in await conn.fetch(_LEFTOVERS_SQL, table)]
+    if not dry_run and await conn.fetchval(_BUILDING_SQL, table):
+        say(f"skipping {table}: another session is building an index on it")
+        dry_run, leftovers = True, []  # its invalid copies may be that build's, not leftovers
     out = [Resize(table, name, "leftover", await conn.fetchval("SELECT pg_relation_size(to_regclass($1))",
                                                                 f"{schema}.{quote_ident(name)}"), None)
            for name in leftovers]
