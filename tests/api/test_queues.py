@@ -53,7 +53,7 @@ def test_create_validation(api: httpx.Client) -> None:
 def test_defaults_come_from_server_settings(api: httpx.Client) -> None:
     queue = api.post("/queues", json={"name": new_name()}).json()["queue"]
     config = api.get("/queue/config").json()
-    assert config == {"ack_timeout_seconds": 30, "max_attempts": 3}
+    assert config == {"ack_timeout_seconds": 30, "max_attempts": 3, "max_batch_size": 10_000}
     assert (queue["ack_timeout_seconds"], queue["max_attempts"]) == (30, 3)
 
 

@@ -432,3 +432,32 @@ def test_paging_sorting_export_and_import(page: Any, rest: RestClient, base_url:
     page.get_by_test_id("import-input").set_input_files(str(exported))
     expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 1 · 10 total")
     expect(page.get_by_test_id("tab-count-main")).to_have_text("10")
+
+
+@pytest.mark.skipif(bool(os.environ.get("RELAY_BROWSER_BASE_URL")), reason="needs its own server")
+def test_import_larger_than_one_batch_goes_in_chunks(browser: Any, request: pytest.FixtureRequest,
+                                                      tmp_path: Path) -> None:
+    """An export can hold more than the server takes per import (MAX_BATCH_SIZE, here 3)."""
+    from tests.support.server import start_server
+
+    database_url = request.getfixturevalue("live_server").database_url
+    with start_server(database_url, env={"MAX_BATCH_SIZE": "3"}) as server:
+        rest = RestClient(server.url)
+        queue = "chunks_" + os.urandom(3).hex()
+        rest.call("POST", "/queues", {"name": queue})
+        file = tmp_path / "seven.json"
+        file.write_text(json.dumps([{"type": "t", "payload": i} for i in range(7)]))
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        try:
+            page.goto(f"{server.url}/dashboard/#/queue/{queue}/main")
+            page.get_by_test_id("import-input").set_input_files(str(file))
+            expect(page.get_by_test_id("page-info")).to_contain_text("7 total")
+            expect(page.locator(".toast")).to_contain_text("Imported 7 messages")
+            # A refused chunk after others: the toast says how many went in before it.
+            file.write_text(json.dumps([{"type": "t", "payload": 1}] * 4 + [{"type": "t", "priority": 99}]))
+            page.get_by_test_id("import-input").set_input_files(str(file))
+            expect(page.locator(".toast").last).to_contain_text("Imported 3 messages; the rest, from message 3 on")
+            expect(page.get_by_test_id("page-info")).to_contain_text("10 total")
+        finally:
+            context.close()

@@ -46,7 +46,7 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 EXIT_EMPTY = 4
 EXIT_INTERRUPTED = 130
-# Messages per import request: the server's default MAX_BATCH_SIZE, its limit per import.
+# Messages per import request when the server does not say its MAX_BATCH_SIZE (its default).
 IMPORT_CHUNK = 10_000
 
 Command = Callable[[argparse.Namespace], int]
@@ -301,8 +301,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("import", cmd_import, "import messages from an exported JSON file")
     p.add_argument("file", help="JSON file ('-' for stdin)")
-    p.add_argument("--chunk-size", type=_POSITIVE_INT, default=IMPORT_CHUNK,
-                   help=f"messages per request (default {IMPORT_CHUNK}, the server's default MAX_BATCH_SIZE); "
+    p.add_argument("--chunk-size", type=_POSITIVE_INT,
+                   help="messages per request (default: the server's MAX_BATCH_SIZE, from /queue/config); "
                         "each request is all or nothing")
 
 
@@ -969,19 +969,22 @@ def cmd_import(args: argparse.Namespace) -> int:
         "expected a JSON array of messages, as relay export writes",
     )
     with _client(args) as client:
-        if not isinstance(parsed, list) or len(parsed) <= args.chunk_size:
+        chunk = args.chunk_size
+        if chunk is None and isinstance(parsed, list) and len(parsed) > 1:
+            chunk = client.server_config().max_batch_size or IMPORT_CHUNK
+        if not isinstance(parsed, list) or chunk is None or len(parsed) <= chunk:
             count = client.import_messages(content)
         else:
             # The server takes at most MAX_BATCH_SIZE messages per import; a larger export goes
-            # in chunks, each all or nothing. A failure names how many were already imported.
+            # in chunks, each all or nothing. A failure says how many were already imported.
             count = 0
-            for start in range(0, len(parsed), args.chunk_size):
+            for start in range(0, len(parsed), chunk):
                 try:
-                    count += client.import_messages(msgspec.json.encode(parsed[start:start + args.chunk_size]))
+                    count += client.import_messages(msgspec.json.encode(parsed[start:start + chunk]))
                 except RelayError:
-                    if count:
-                        print(f"imported {count} messages before this error; messages {start} onwards were not",
-                              file=sys.stderr)
+                    print(f"relay: messages {start} to {min(start + chunk, len(parsed)) - 1} were refused (item "
+                          f"numbers in the error count from {start}); {count} before them were imported, "
+                          "so import only the rest again", file=sys.stderr)
                     raise
     if _wants_json(args):
         print_json({"count": count})

@@ -173,6 +173,7 @@ class ServerConfig(msgspec.Struct, kw_only=True):
 
     ack_timeout_seconds: int
     max_attempts: int
+    max_batch_size: int | None = None  # most messages per batch or import (None: a server before it)
 
 
 class Anomaly(msgspec.Struct, kw_only=True):

@@ -89,4 +89,7 @@ async def status(request: Request) -> Response:
 @endpoint("GET", "/queue/config", summary="Server-wide defaults", tag="monitoring")
 async def config(request: Request) -> Response:
     settings = relay(request).settings
-    return ok({"ack_timeout_seconds": settings.ack_timeout_seconds, "max_attempts": settings.max_attempts})
+    # (new) max_batch_size: the most messages one batch enqueue or import takes, so a client can
+    # split a larger import without guessing the server's MAX_BATCH_SIZE.
+    return ok({"ack_timeout_seconds": settings.ack_timeout_seconds, "max_attempts": settings.max_attempts,
+               "max_batch_size": settings.max_batch_size})

@@ -58,7 +58,11 @@ function tickLeases(root) {
   }
 }
 
-/** Read a JSON file, give items without a queue the current one, and post it to /queue/import. */
+/**
+ * Read a JSON file, give items without a queue the current one, and post it to /queue/import,
+ * in chunks of the server's max_batch_size (its limit per import; an export can be larger).
+ * Each chunk is all or nothing; a failure says how many were imported before it.
+ */
 async function importFile(file, queue) {
   let items;
   try {
@@ -68,9 +72,21 @@ async function importFile(file, queue) {
   }
   const list = (Array.isArray(items) ? items : [items]).map((item) =>
     (item && typeof item === 'object' && !item.queue && !item.queue_name ? { ...item, queue } : item));
-  const form = new FormData();
-  form.append('file', new Blob([JSON.stringify(list)], { type: 'application/json' }), file.name);
-  return api.upload('queue/import', form);
+  const config = await api.get('queue/config').catch(() => ({}));
+  const chunk = config.max_batch_size || 10000;
+  let imported = 0;
+  for (let start = 0; start === 0 || start < list.length; start += chunk) {
+    const form = new FormData();
+    form.append('file', new Blob([JSON.stringify(list.slice(start, start + chunk))], { type: 'application/json' }),
+      file.name);
+    try {
+      imported += (await api.upload('queue/import', form)).count;
+    } catch (failure) {
+      if (!imported) throw failure;
+      throw new Error(t('messages.importPartial', { count: imported, start, error: errorText(failure) }));
+    }
+  }
+  return { message: t('messages.imported', { count: imported }) };
 }
 
 /**
