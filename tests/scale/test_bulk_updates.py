@@ -100,3 +100,20 @@ async def test_the_queue_serves_under_its_new_name_while_its_activity_still_move
     finally:
         await blocker.close()
         await relay.stop()
+
+
+async def test_a_rename_onto_a_name_with_leftover_consumer_stats_adds_them_up(bulk_dsn: str) -> None:
+    """Stats flushed under the old name after an earlier rename made renaming back a 500."""
+    settings = Settings.from_env(environ={}, dotenv=None)
+    relay = await Relay.start(settings, bulk_dsn, background=False)
+    try:
+        await relay.queues.create({"name": "stats_b", "queue_type": "standard"})
+        await relay.db.execute(
+            """INSERT INTO relay.consumer_stats (consumer_id, queue, dequeue_count, ack_count, fail_count)
+            VALUES ('w', 'stats_a', 2, 1, 0), ('w', 'stats_b', 5, 4, 1), ('x', 'stats_b', 1, 1, 0)""")
+        await relay.queues.rename("stats_b", "stats_a")
+        rows = await relay.db.fetch("SELECT consumer_id, queue, dequeue_count, ack_count, fail_count "
+                                    "FROM relay.consumer_stats WHERE queue LIKE 'stats_%' ORDER BY 1")
+        assert [tuple(r.values()) for r in rows] == [("w", "stats_a", 7, 5, 1), ("x", "stats_a", 1, 1, 0)]
+    finally:
+        await relay.stop()
