@@ -109,6 +109,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_compact(args: argparse.Namespace) -> int:
     """Give back the space a drained backlog left in the message tables (relayq/db/compact.py)."""
+    import asyncpg
+
     from relayq.db.compact import CompactRunning, compact
 
     settings = Settings.from_env()
@@ -120,6 +122,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
                                       progress=None if args.dry_run else lambda text: print(f"relay: {text}", flush=True)))
     except CompactRunning as exc:
         print(f"relay: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # A lock or statement timeout of the role, a terminated session: one line, not a
+        # traceback. An index it was rebuilding is left invalid; the next run drops it.
+        print(f"relay: compact stopped: {type(exc).__name__}: {exc}; run it again to finish "
+              "(directly against PostgreSQL, not through pgbouncer)", file=sys.stderr)
         return 1
     rows = [(r.table if r.kind == "table" else f"  {r.relation}", _mib(r.before),
              "dropped" if r.after is None else _mib(r.after)) for r in resized]
@@ -148,8 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(func=cmd_migrate)
-    compact = sub.add_parser("compact", help="give back the space a drained backlog left (online: VACUUM TRUNCATE, "
-                                             "REINDEX CONCURRENTLY)")
+    compact = sub.add_parser(
+        "compact", help="give back the space a drained backlog left (online: VACUUM TRUNCATE, REINDEX CONCURRENTLY)",
+        description="Give back the space a drained backlog left in the message tables and the activity log, "
+                    "while traffic goes on. Uses the server's database settings (DATABASE_URL or POSTGRES_*); "
+                    "connect directly to PostgreSQL, not through pgbouncer. See docs/scaling.md, 'After a backlog'.")
     compact.add_argument("--dry-run", action="store_true", help="only print the current sizes")
     compact.set_defaults(func=cmd_compact)
     for module in ("relayq.bench.cli", "relayq.client.cli"):

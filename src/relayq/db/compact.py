@@ -32,8 +32,9 @@ import asyncpg
 # The tables whose rows come and go: finished messages and old activity entries are deleted.
 COMPACTED_TABLES = ("relay.messages", "relay.messages_unlogged", "relay.activity_log")
 # Its own session: REINDEX and VACUUM refuse to run in a transaction, and on a large table they
-# take longer than any request's statement timeout.
-COMPACT_SESSION = {"application_name": "relayq-compact", "statement_timeout": "0"}
+# take longer than any request's statement timeout; a role's lock_timeout would cancel a REINDEX
+# part-way (its invalid copy stays until the next run).
+COMPACT_SESSION = {"application_name": "relayq-compact", "statement_timeout": "0", "lock_timeout": "0"}
 
 # A session-level advisory lock (bigint key space; the queue locks use the two-int one).
 COMPACT_LOCK_KEY = 0x72656C6179636D70  # "relaycmp"
