@@ -169,12 +169,14 @@ class Settings:
             "ACTIVITY_FLUSH_INTERVAL_MS": self.activity_flush_interval_ms,
             "ACTIVITY_RETENTION_INTERVAL_SECONDS": self.activity_retention_interval_seconds,
             "EVENT_PING_SECONDS": self.event_ping_seconds,
-            "EVENT_KEYLESS_STREAMS_MAX": self.event_keyless_streams_max,
             "ACTIVITY_BURST_THRESHOLD_COUNT": self.burst_threshold_count,
         }
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if self.event_keyless_streams_max < 0:
+            raise ConfigError(f"EVENT_KEYLESS_STREAMS_MAX must be >= 0 (0: no stream without the key), "
+                              f"got {self.event_keyless_streams_max}")
         if self.acknowledged_retention_hours < 0 or self.partitions_ahead < 1:
             raise ConfigError("ACKNOWLEDGED_RETENTION_HOURS must be >= 0 and PARTITIONS_AHEAD >= 1")
         if self.log_level.lower() not in LOG_LEVELS:

@@ -21,6 +21,7 @@ def test_defaults_are_valid() -> None:
     ({"ACKNOWLEDGED_RETENTION_HOURS": "-0.5"}, "ACKNOWLEDGED_RETENTION_HOURS"),
     ({"ACK_TIMEOUT_SECONDS": "0"}, "ACK_TIMEOUT_SECONDS"),
     ({"PORT": "abc"}, "PORT"),
+    ({"EVENT_KEYLESS_STREAMS_MAX": "-1"}, "EVENT_KEYLESS_STREAMS_MAX"),
 ])
 def test_unusable_values_are_refused_by_name(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
@@ -31,3 +32,4 @@ def test_levels_any_case_and_fractional_retention_are_accepted() -> None:
     configured = settings(LOG_LEVEL="WARNING", ACTIVITY_LOG_RETENTION_HOURS="0.5")
     assert configured.activity_log_retention_hours == 0.5
     assert settings(ACTIVITY_LOG_RETENTION_HOURS="0").activity_log_retention_hours == 0  # 0 keeps for ever
+    assert settings(EVENT_KEYLESS_STREAMS_MAX="0").event_keyless_streams_max == 0  # no stream without the key

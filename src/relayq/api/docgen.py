@@ -66,8 +66,20 @@ def _field_line(spec: Field) -> str:
         rules.append(("> " if spec.exclusive_minimum else "≥ ") + _number(spec.minimum))
     if spec.maximum is not None:
         rules.append(f"≤ {_number(spec.maximum)}" + (" (clamped)" if spec.clamp_max else ""))
-    if spec.max_length is not None:
-        rules.append(f"≤ {spec.max_length} chars")
+    if spec.kind == "array":
+        if spec.min_length is not None or spec.max_length is not None:
+            rules.append(f"{spec.min_length or 0}–{spec.max_length} items" if spec.max_length is not None
+                         else f"≥ {spec.min_length} items")
+        if isinstance(spec.items, str):
+            rules.append(f"items: {spec.items}")
+        elif spec.items:
+            rules.append("items: objects with " + ", ".join(
+                f"`{f.name}`" + (" (required)" if f.required else "") for f in spec.items))
+    else:
+        if spec.max_length is not None:
+            rules.append(f"≤ {spec.max_length} chars")
+        if spec.min_length is not None:
+            rules.append(f"≥ {spec.min_length} chars")
     if spec.default is not None:
         rules.append(f"default `{spec.default}`")
     if spec.aliases:

@@ -21,6 +21,10 @@ _KIND_SCHEMA: dict[str, dict[str, Any]] = {
     "any": {},
 }
 
+# Endpoints that answer without the database (their 503 never happens); the open ones (health,
+# docs, the event stream) have no 503 either.
+NO_DATABASE_PATHS = frozenset({"/internal/stats", "/queue/config"})
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["message", "code"],
@@ -113,7 +117,7 @@ def _operation(ep: Endpoint) -> dict[str, Any]:
     if ep.body is not None or ep.query:
         op["responses"].setdefault("400", {"description": "VALIDATION_ERROR / INVALID_JSON", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
-    if ep.tag != "docs" and ep.path != "/internal/stats":
+    if ep.auth and ep.path not in NO_DATABASE_PATHS:
         op["responses"].setdefault("503", {"description": "DATABASE_UNAVAILABLE: nothing changed, retry", "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
     if ep.auth:

@@ -44,7 +44,7 @@ from relayq.config import Settings
 from relayq.db.database import Database, Transaction, lock_timed_out
 from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
-from relayq.services.passes import run_logged
+from relayq.services.passes import Streak, run_logged
 from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
 
 log = logging.getLogger("relayq.maintenance")
@@ -164,8 +164,9 @@ class Maintenance:
         interval = self.settings.maintenance_interval_seconds
         clock = asyncio.get_running_loop().time
         next_at = clock() + interval * random.random()
+        streak = Streak()
         while True:
-            await run_logged(log, "maintenance", self.run_once)
+            await run_logged(log, "maintenance", self.run_once, streak)
             next_at = next_slot(next_at, clock(), interval)
             await asyncio.sleep(next_at - clock())
 

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from relayq.domain.errors import RelayError
 
 
-async def run_logged(log: logging.Logger, name: str, run_once: Callable[[], Awaitable[object]]) -> None:
-    """One pass; a database outage (RelayError, e.g. 503) is a warning, anything else a traceback."""
+def worth_logging(failures_in_a_row: int) -> bool:
+    """The 1st, 2nd, 4th, 8th... failure in a row: an outage of the database fails a loop that runs
+    every second on every pass, and one line each buried the log (642 lines in 5 minutes)."""
+    return failures_in_a_row & (failures_in_a_row - 1) == 0
+
+
+@dataclass(slots=True)
+class Streak:
+    """Failed passes in a row of one background loop."""
+
+    failures: int = 0
+
+
+async def run_logged(log: logging.Logger, name: str, run_once: Callable[[], Awaitable[object]],
+                     streak: Streak | None = None) -> None:
+    """One pass; a database outage (RelayError, e.g. 503) is a warning, anything else a traceback.
+
+    With a `streak`, repeated failures are logged only when worth_logging, and the recovery once.
+    """
+    streak = streak if streak is not None else Streak()
     try:
         await run_once()
     except RelayError as exc:
-        log.warning("%s: %s", name, exc.message)
+        streak.failures += 1
+        if worth_logging(streak.failures):
+            log.warning("%s: %s (%d failed passes in a row)", name, exc.message, streak.failures)
+        return
     except Exception:
-        log.exception("%s pass failed", name)
+        streak.failures += 1
+        if worth_logging(streak.failures):
+            log.exception("%s pass failed (%d in a row)", name, streak.failures)
+        return
+    if streak.failures:
+        log.info("%s: passes work again after %d failed", name, streak.failures)
+        streak.failures = 0

@@ -13,7 +13,7 @@ import time
 from relayq.db.database import Database
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
 from relayq.services.changes import Change, ChangeHub
-from relayq.services.passes import run_logged
+from relayq.services.passes import Streak, run_logged
 
 log = logging.getLogger("relayq.reaper")
 REAPER_CONSUMER = "relay-actor"
@@ -52,6 +52,7 @@ class LeaseReaper:
 
     async def run(self) -> None:
         """Loop until cancelled; a database outage only delays the next pass."""
+        streak = Streak()
         while True:
-            await run_logged(log, "lease reaper", self.run_once)
+            await run_logged(log, "lease reaper", self.run_once, streak)
             await asyncio.sleep(self.interval)

@@ -16,6 +16,7 @@ from typing import Any
 from relayq.db.database import Database
 from relayq.db.queries import load_named
 from relayq.services.changes import Change
+from relayq.services.passes import worth_logging
 
 log = logging.getLogger("relayq.stats")
 SQL = load_named("activity.sql")
@@ -140,9 +141,8 @@ class ConsumerStats:
     async def run(self) -> None:
         """Flush every interval until cancelled.
 
-        While the database is away every flush fails; one warning per flush (ten a second) buried
-        the log of an outage, so only the 1st, 2nd, 4th, 8th... failure in a row is logged, and
-        the recovery once.
+        While the database is away every flush fails (ten a second): only the failures that are
+        worth_logging, and the recovery once.
         """
         failures = 0
         while True:
@@ -151,7 +151,7 @@ class ConsumerStats:
                 await self.flush()
             except Exception as exc:
                 failures += 1
-                if failures & (failures - 1) == 0:
+                if worth_logging(failures):
                     log.warning("consumer stats flush failed (%s, %d in a row); the counts wait in memory",
                                 type(exc).__name__, failures)
                 continue

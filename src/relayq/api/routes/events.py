@@ -40,7 +40,8 @@ async def events(request: Request) -> Response:
     if not full and stream.keyless_subscribers() >= r.settings.event_keyless_streams_max:
         # The stream is open without the key (counts only), but not to any number of clients:
         # each holds a connection and a buffer. With the key there is no limit.
-        raise RelayError(401, "UNAUTHORIZED", "Too many event streams without the API key; send X-API-KEY")
+        raise RelayError(401, "UNAUTHORIZED", "Too many event streams without a valid API key; send the key "
+                         "(X-API-KEY or ?apiKey=) for an unlimited, full stream")
     sub = stream.subscribe(full)
     return StreamingResponse(
         _stream(sub, r.settings.event_ping_seconds, lambda: stream.unsubscribe(sub)),
