@@ -43,6 +43,7 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.LockNotAvailableError,
 )
 
+
 def lock_timed_out(exc: BaseException) -> bool:
     """True for the 503 of a statement that ran out of lock_timeout: maintenance, which sets a
     short one for its DDL, skips the queue until the next pass instead of failing the pass."""

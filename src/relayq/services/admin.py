@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
 from relayq.services.changes import Change, ChangeHub
-from relayq.services.queues import ADMIN_CONSUMER, QueueService
+from relayq.services.queues import ADMIN_CONSUMER, QueueService, queue_subtree
 
 # Column list shared by the three tables, in one order, so their rows can be UNIONed.
 ROW_COLUMNS = (
@@ -113,7 +113,7 @@ class AdminService:
         except RelayError:
             return []
         if reading and ref.kind == "partitioned":
-            return [f"relay.messages_p{int(ref.id)}"]
+            return [queue_subtree(ref.id)]
         return [MESSAGE_TABLES[ref.kind]]
 
     @contextlib.asynccontextmanager
@@ -152,7 +152,7 @@ class AdminService:
 
     async def iter_messages(
         self, flt: MessageFilter, sort: str, order: str, chunk: int = 1000
-    ) -> AsyncIterator[Sequence[Mapping[str, Any]]]:
+    ) -> AsyncGenerator[Sequence[Mapping[str, Any]], None]:
         """Every matching message, `chunk` rows at a time, from a cursor in one read transaction
         (one snapshot): an export of a million messages no longer sits in memory at once."""
         source = await self._source(flt.queue)

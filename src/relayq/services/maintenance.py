@@ -45,7 +45,7 @@ from relayq.db.database import Database, Transaction, lock_timed_out
 from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.services.passes import Streak, run_logged
-from relayq.services.queues import PARTITION_STEP, partition_start, time_partition_ddl
+from relayq.services.queues import PARTITION_STEP, partition_start, queue_subtree, time_partition_ddl
 
 log = logging.getLogger("relayq.maintenance")
 
@@ -314,7 +314,7 @@ class Maintenance:
         rows = await self.db.fetch(
             """SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
             WHERE i.inhparent = to_regclass($1)""",
-            f"relay.messages_p{int(queue_id)}",
+            queue_subtree(queue_id),
         )
         return [r["relname"] for r in rows]
 
@@ -372,7 +372,7 @@ class Maintenance:
             if lo + step > queue.cutoff:
                 continue
             try:
-                detach = f"ALTER TABLE relay.messages_p{int(queue.id)} DETACH PARTITION relay.{name}"
+                detach = f"ALTER TABLE {queue_subtree(queue.id)} DETACH PARTITION relay.{name}"
                 if not await self._locked_ddl(queue, detach, report):
                     return
             except (asyncpg.UndefinedTableError, asyncpg.InvalidTableDefinitionError):
@@ -421,7 +421,7 @@ def _vacuum_target(queue: QueueSchedule) -> str:
     only deletes from its default partition and the one that straddles the cut-off.
     """
     if queue.kind == "partitioned":
-        return f"relay.messages_p{int(queue.id)}"
+        return queue_subtree(queue.id)
     return MESSAGE_TABLES[queue.kind]  # type: ignore[index]
 
 

@@ -242,7 +242,7 @@ class QueueService:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
             deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
             if row["queue_type"] == "partitioned":
-                await tx.execute(f"DROP TABLE IF EXISTS relay.messages_p{int(row['id'])}")
+                await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(row['id'])}")
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
             await forget_queue_bookkeeping(tx, name)
@@ -330,13 +330,19 @@ async def forget_queue_bookkeeping(tx: Transaction, name: str) -> None:
         await tx.execute(f"DELETE FROM {table} WHERE queue_name = $1", name)
 
 
+def queue_subtree(queue_id: int) -> str:
+    """A partitioned queue's own table, `relay.messages_p<id>`: the LIST partition of
+    relay.messages_partitioned that holds its time partitions (named from the numeric id only)."""
+    return f"relay.messages_p{int(queue_id)}"
+
+
 async def create_queue_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:
     """Create the queue's subtree: a RANGE-partitioned child, a default partition, and time
     partitions from the current interval through `ahead` intervals ahead.
 
     Names derive from the numeric queue id and the bounds only, never from user input.
     """
-    parent = f"relay.messages_p{int(queue_id)}"
+    parent = queue_subtree(queue_id)
     await tx.execute(
         f"CREATE TABLE IF NOT EXISTS {parent} PARTITION OF relay.messages_partitioned "
         f"FOR VALUES IN ({int(queue_id)}) PARTITION BY RANGE (created_at)"
@@ -375,7 +381,7 @@ def time_partition_ddl(queue_id: int, interval: str, lo: datetime) -> tuple[str,
     hi = lo + PARTITION_STEP[interval]
     name = time_partition_name(queue_id, lo)
     return name, (
-        f"CREATE TABLE IF NOT EXISTS relay.{name} PARTITION OF relay.messages_p{int(queue_id)} "
+        f"CREATE TABLE IF NOT EXISTS relay.{name} PARTITION OF {queue_subtree(queue_id)} "
         f"FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}') WITH ({PARTITION_STORAGE})"
     )
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 import msgspec
+from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -93,11 +94,13 @@ async def export_messages(request: Request) -> Response:
     downloads, so it holds no snapshot back from vacuum meanwhile."""
     queue_type = request.path_params["queueType"]
     flt, params = _filter(request, queue_type_status(queue_type))
-    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # closed by _send, or below
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")  # when the export was asked for
+    spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # closed after the response, or below
+    chunks = relay(request).admin.iter_messages(flt, params["sortBy"], params["sortOrder"])
     try:
         first = True
         spool.write(b"[")
-        async for rows in relay(request).admin.iter_messages(flt, params["sortBy"], params["sortOrder"]):
+        async for rows in chunks:
             for row in rows:
                 # Each message as msgspec.json.format(list, indent=2) would print it inside the array.
                 item = msgspec.json.format(encode_json(message_to_wire(row)), indent=2).replace(b"\n", b"\n  ")
@@ -107,20 +110,20 @@ async def export_messages(request: Request) -> Response:
     except BaseException:
         spool.close()
         raise
+    finally:
+        await chunks.aclose()  # ends its read transaction now, whatever stopped the loop
     size = spool.tell()
     spool.seek(0)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
-    return StreamingResponse(_send(spool), media_type="application/json", headers={
-        "Content-Disposition": f'attachment; filename="{queue_type}-queue-export-{stamp}.json"',
-        "Content-Length": str(size)})
+    # Starlette does not close a streaming body when the client goes away mid-download; the
+    # background task runs after the response either way.
+    return StreamingResponse(_send(spool), media_type="application/json", background=BackgroundTask(spool.close),
+                             headers={"Content-Disposition": f'attachment; filename="{queue_type}-queue-export-{stamp}.json"',
+                                      "Content-Length": str(size)})
 
 
 async def _send(spool: IO[bytes]) -> AsyncIterator[bytes]:
-    try:
-        while chunk := spool.read(EXPORT_CHUNK_BYTES):
-            yield chunk
-    finally:
-        spool.close()
+    while chunk := spool.read(EXPORT_CHUNK_BYTES):
+        yield chunk
 
 
 IMPORT_FIELDS = (
