@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -150,16 +152,15 @@ async def import_messages(request: Request) -> Response:
     if not isinstance(upload, UploadFile):
         raise RelayError(400, "VALIDATION_ERROR", "No file uploaded or invalid file")
     raw = await upload.read()
+    if _more_items_than(raw, r.settings.max_batch_size):
+        raise _too_many(r.settings.max_batch_size)
     try:
         data = decode_json(raw)
     except RelayError:
         raise RelayError(400, "INVALID_JSON", "Invalid JSON content") from None
     items_raw = data if isinstance(data, list) else [data]
-    if len(items_raw) > r.settings.max_batch_size:
-        # As for POST /queue/batch: a 64 MiB file of `{}` items is 20 million messages, and
-        # validating them in one request took gigabytes of memory before any was stored.
-        raise RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {r.settings.max_batch_size} per import",
-                         details=[{"field": "file", "message": f"at most {r.settings.max_batch_size} items"}])
+    if len(items_raw) > r.settings.max_batch_size:  # (a file _more_items_than could not read)
+        raise _too_many(r.settings.max_batch_size)
     items: list[NewMessage] = []
     for index, item in enumerate(items_raw):
         values = parse_fields(IMPORT_FIELDS, require_object(item, str(index)), prefix=f"{index}.")
@@ -173,6 +174,44 @@ async def import_messages(request: Request) -> Response:
         ))
     results = await r.messages.enqueue(items, batch=True) if items else []
     return ok({"message": f"Imported {len(results)} messages successfully", "count": len(results)})
+
+
+def _too_many(limit: int) -> RelayError:
+    return RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {limit} per import",
+                      details=[{"field": "file", "message": f"at most {limit} items"}])
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _more_items_than(raw: bytes, limit: int) -> bool:
+    """Whether the file is a JSON array of more than `limit` items, read one item at a time and
+    only up to item `limit` + 1: decoding the whole file first (as for POST /queue/batch) turned
+    a 64 MiB file of `{}` items into 20 million objects, about 1.5 GB, before it was refused.
+    Anything it cannot read is left to the full decoder, which says what is wrong."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return False
+    decoder = json.JSONDecoder()
+    at = _JSON_SPACE.match(text, 0).end()  # type: ignore[union-attr]  # matches the empty string
+    if not text.startswith("[", at):
+        return False
+    at = _JSON_SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+    if text.startswith("]", at):
+        return False
+    for count in range(1, limit + 2):
+        try:
+            _, at = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError):
+            return False
+        if count > limit:
+            return True
+        at = _JSON_SPACE.match(text, at).end()  # type: ignore[union-attr]
+        if not text.startswith(",", at):
+            return False
+        at = _JSON_SPACE.match(text, at + 1).end()  # type: ignore[union-attr]
+    return False
 
 
 MOVE_FIELDS = (
