@@ -31,6 +31,15 @@ async def sizes(conn: asyncpg.Connection) -> dict[str, int]:
     return {r["relname"]: r["bytes"] for r in rows}
 
 
+async def until_in_catalog(conn: asyncpg.Connection, pattern: str, failure: str) -> None:
+    """Wait (up to 10 s) for a relation whose name matches `pattern`: a REINDEX's new copy."""
+    for _ in range(200):
+        if await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname ~ $1", pattern):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(failure)
+
+
 async def test_a_drained_backlog_gives_its_space_back_while_traffic_goes_on(compact_dsn: str) -> None:
     settings = Settings.from_env(environ={}, dotenv=None)
     relay = await Relay.start(settings, compact_dsn, background=False)
@@ -108,12 +117,7 @@ async def test_a_second_compaction_refuses_at_once_instead_of_deadlocking(compac
         await blocker.execute("BEGIN")
         await blocker.execute("LOCK TABLE relay.messages IN ROW EXCLUSIVE MODE")
         first = asyncio.create_task(compact(compact_dsn))
-        for _ in range(200):
-            if await watcher.fetchval("SELECT count(*) FROM pg_class WHERE relname ~ '^messages_.*_ccnew'"):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the first compaction never reached its REINDEX")
+        await until_in_catalog(watcher, "^messages_.*_ccnew", "the first compaction never reached its REINDEX")
         with pytest.raises(CompactRunning):
             await asyncio.wait_for(compact(compact_dsn), 10)
         await blocker.execute("ROLLBACK")
@@ -135,12 +139,7 @@ async def test_a_table_another_session_reindexes_is_skipped(compact_dsn: str) ->
         await blocker.execute("BEGIN")
         await blocker.execute("LOCK TABLE relay.messages IN ROW EXCLUSIVE MODE")
         reindex = asyncio.create_task(dba.execute("REINDEX INDEX CONCURRENTLY relay.messages_pkey"))
-        for _ in range(200):
-            if await watcher.fetchval("SELECT count(*) FROM pg_class WHERE relname = 'messages_pkey_ccnew'"):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the REINDEX never started")
+        await until_in_catalog(watcher, "^messages_pkey_ccnew$", "the REINDEX never started")
         said: list[str] = []
         resized = await asyncio.wait_for(compact(compact_dsn, progress=said.append), 30)
         assert "skipping relay.messages: another session is building an index on it" in said
