@@ -23,6 +23,16 @@ is also accepted in its other case style (`lock_token` / `lockToken`); a JSON `n
 "not given" except for `payload`. Errors are `{"message", "code", ...}` with a stable `code`
 (table at the end). With `SECRET_KEY` set, every endpoint needs `X-API-KEY` except those marked
 "no key needed".
+
+Where this server deliberately departs from the letter of API.md (each a fix, in CHANGELOG.md):
+- the endpoints without a key are matched by their **exact** paths, not by "paths ending in"
+  `/health`, `/doc`, ... (which opened `/api/queues/health` to anyone);
+- `POST /queue/import` takes at most `MAX_BATCH_SIZE` messages per file, like a batch (400
+  beyond); `relay import` and the dashboard split larger files, using `max_batch_size` from
+  `GET /queue/config` (a new field);
+- a move back to `main` or `processing` clears `acknowledged_at`;
+- `type` and `consumerId` are at most 500 characters;
+- without the key, at most `EVENT_KEYLESS_STREAMS_MAX` event streams are open per process.
 """
 
 SEMANTICS = """
