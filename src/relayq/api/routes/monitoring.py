@@ -88,7 +88,10 @@ async def status(request: Request) -> Response:
     })
 
 
-@endpoint("GET", "/queue/config", summary="Server-wide defaults", tag="monitoring")
+@endpoint("GET", "/queue/config", summary="Server-wide defaults", tag="monitoring",
+          description="`{\"ack_timeout_seconds\": 30, \"max_attempts\": 3, \"max_batch_size\": 10000}`: the defaults "
+                      "of new queues (`ACK_TIMEOUT_SECONDS`, `MAX_ATTEMPTS`) and (new) the most messages one batch "
+                      "enqueue or import file takes (`MAX_BATCH_SIZE`).")
 async def config(request: Request) -> Response:
     settings = relay(request).settings
     # (new) max_batch_size: the most messages one batch enqueue or import takes, so a client can
