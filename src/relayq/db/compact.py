@@ -52,7 +52,7 @@ ORDER BY 2 DESC, 1"""
 # Leftovers of a REINDEX CONCURRENTLY that failed or was cancelled: PostgreSQL names the new copy
 # <index>_ccnew (or _ccnew1, ...) and, after the swap, the old one <index>_ccold; either stays
 # invalid, costs every write its upkeep, and blocks the next REINDEX's name.
-_LEFTOVERS_SQL = r"""SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+_LEFTOVERS_SQL = r"""SELECT c.relname, pg_relation_size(c.oid) AS bytes FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND c.relname ~ '_cc(new|old)[0-9]*$'
 ORDER BY 1"""
 
@@ -100,13 +100,11 @@ async def _compact_table(conn: asyncpg.Connection, table: str, dry_run: bool,
                          say: Callable[[str], None]) -> list[Resize]:
     schema = table.split(".", 1)[0]
     before = {r["relname"]: (r["kind"], r["bytes"]) for r in await conn.fetch(_SIZES_SQL, table)}
-    leftovers = [r["relname"] for r in await conn.fetch(_LEFTOVERS_SQL, table)]
+    leftovers = {r["relname"]: r["bytes"] for r in await conn.fetch(_LEFTOVERS_SQL, table)}
     if not dry_run and await conn.fetchval(_BUILDING_SQL, table):
         say(f"skipping {table}: another session is building an index on it")
-        dry_run, leftovers = True, []  # its invalid copies may be that build's, not leftovers
-    out = [Resize(table, name, "leftover", await conn.fetchval("SELECT pg_relation_size(to_regclass($1))",
-                                                                f"{schema}.{quote_ident(name)}"), None)
-           for name in leftovers]
+        dry_run, leftovers = True, {}  # its invalid copies may be that build's, not leftovers
+    out = [Resize(table, name, "leftover", size, None) for name, size in leftovers.items()]
     if not dry_run:
         for name in leftovers:
             say(f"dropping {schema}.{name}, left invalid by an interrupted REINDEX")

@@ -20,7 +20,7 @@ from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
 from relayq.services.changes import Change, ChangeHub
-from relayq.services.queues import ADMIN_CONSUMER, QueueService, queue_subtree
+from relayq.services.queues import ADMIN_CONSUMER, QueueService, own_table
 
 # Column list shared by the three tables, in one order, so their rows can be UNIONed.
 ROW_COLUMNS = (
@@ -112,9 +112,7 @@ class AdminService:
             ref = await self.queues.resolve(queue, refresh=True)
         except RelayError:
             return []
-        if reading and ref.kind == "partitioned":
-            return [queue_subtree(ref.id)]
-        return [MESSAGE_TABLES[ref.kind]]
+        return [own_table(ref.kind, ref.id) if reading else MESSAGE_TABLES[ref.kind]]
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[Transaction]:
@@ -135,8 +133,7 @@ class AdminService:
         source = await self._source(flt.queue)
         if source is None:
             return [], 0
-        direction = "ASC" if order == "asc" else "DESC"
-        order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
+        order_by = _listing_order(sort, order)
         try:
             async with self._reader() as tx:
                 rows = await tx.fetch(
@@ -158,8 +155,7 @@ class AdminService:
         source = await self._source(flt.queue)
         if source is None:
             return
-        direction = "ASC" if order == "asc" else "DESC"
-        order_by = f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
+        order_by = _listing_order(sort, order)
         async with self._reader() as tx:
             try:
                 cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}",
@@ -334,6 +330,12 @@ class AdminService:
             context={"start": start, "end": end, "deleted": total},
         ))
         return total
+
+
+def _listing_order(sort: str, order: str) -> str:
+    """ORDER BY of the listing and the export: the whitelisted column, then creation order."""
+    direction = "ASC" if order == "asc" else "DESC"
+    return f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
 
 
 def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = False) -> str:

@@ -45,7 +45,13 @@ from relayq.db.database import Database, Transaction, lock_timed_out
 from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.services.passes import Streak, run_logged
-from relayq.services.queues import PARTITION_STEP, partition_start, queue_subtree, time_partition_ddl
+from relayq.services.queues import (
+    PARTITION_STEP,
+    own_table,
+    partition_start,
+    queue_subtree,
+    time_partition_ddl,
+)
 
 log = logging.getLogger("relayq.maintenance")
 
@@ -417,12 +423,10 @@ def next_slot(scheduled: float, now: float, interval: float) -> float:
 def _vacuum_target(queue: QueueSchedule) -> str:
     """The table to vacuum after retention deleted rows of `queue`.
 
-    A partitioned queue's own subtree, not the parent of every partitioned queue: retention
-    only deletes from its default partition and the one that straddles the cut-off.
+    Its own table: retention only deletes from a partitioned queue's default partition and the
+    one that straddles the cut-off, so the parent of every partitioned queue need not be vacuumed.
     """
-    if queue.kind == "partitioned":
-        return queue_subtree(queue.id)
-    return MESSAGE_TABLES[queue.kind]  # type: ignore[index]
+    return own_table(queue.kind, queue.id)
 
 
 async def _try_lock(tx: Transaction, queue_id: int) -> bool:

@@ -336,6 +336,14 @@ def queue_subtree(queue_id: int) -> str:
     return f"relay.messages_p{int(queue_id)}"
 
 
+def own_table(kind: str, queue_id: int) -> str:
+    """The table holding one queue's rows alone and nothing else's when scanned: a partitioned
+    queue's subtree, not the parent of every partitioned queue; the shared table otherwise."""
+    if kind == "partitioned":
+        return queue_subtree(queue_id)
+    return MESSAGE_TABLES[kind]  # type: ignore[index]
+
+
 async def create_queue_partitions(tx: Transaction, queue_id: int, interval: str, ahead: int = 3) -> None:
     """Create the queue's subtree: a RANGE-partitioned child, a default partition, and time
     partitions from the current interval through `ahead` intervals ahead.
