@@ -20,6 +20,7 @@ from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
 from relayq.domain.messages import STATUSES, iso_millis
 from relayq.services.changes import Change, ChangeHub
+from relayq.services.stats import RENAME_SQL as STATS_RENAME_SQL
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -71,16 +72,6 @@ RENAME_ACTIVITY_SQL = """UPDATE relay.activity_log SET queue = $2,
     entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
 WHERE log_id > $3 AND log_id <= $4 AND queue = $1"""
 RENAME_ACTIVITY_STEP = 20_000
-# Consumer stats follow a rename, added to rows the new name may already have: a dequeue in flight
-# during an earlier rename flushes its counts under the old name after it, and renaming back onto
-# that name made a plain UPDATE break the primary key (a 500, every time; found by a race audit).
-RENAME_STATS_SQL = """WITH moved AS (DELETE FROM relay.consumer_stats WHERE queue = $1 RETURNING *)
-INSERT INTO relay.consumer_stats AS s (consumer_id, queue, dequeue_count, ack_count, fail_count, last_dequeue, last_ack)
-SELECT consumer_id, $2, dequeue_count, ack_count, fail_count, last_dequeue, last_ack FROM moved
-ON CONFLICT (consumer_id, queue) DO UPDATE SET
-    dequeue_count = s.dequeue_count + excluded.dequeue_count, ack_count = s.ack_count + excluded.ack_count,
-    fail_count = s.fail_count + excluded.fail_count,
-    last_dequeue = greatest(s.last_dequeue, excluded.last_dequeue), last_ack = greatest(s.last_ack, excluded.last_ack)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +281,7 @@ class QueueService:
                 name, new_name,
             )
             await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
-            await tx.execute(RENAME_STATS_SQL, name, new_name)
+            await tx.execute(STATS_RENAME_SQL, name, new_name)  # added to any rows the new name has
             await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name
             assert updated is not None  # the queue's row is locked by this transaction
             ids = await tx.fetchrow(
@@ -337,8 +328,8 @@ def queue_subtree(queue_id: int) -> str:
 
 
 def own_table(kind: str, queue_id: int) -> str:
-    """The table holding one queue's rows alone and nothing else's when scanned: a partitioned
-    queue's subtree, not the parent of every partitioned queue; the shared table otherwise."""
+    """The narrowest table holding one queue's rows: a partitioned queue's own subtree, not the
+    parent of every partitioned queue; for the other kinds, their shared table."""
     if kind == "partitioned":
         return queue_subtree(queue_id)
     return MESSAGE_TABLES[kind]  # type: ignore[index]

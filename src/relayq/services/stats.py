@@ -20,6 +20,9 @@ from relayq.services.passes import worth_logging
 
 log = logging.getLogger("relayq.stats")
 SQL = load_named("activity.sql")
+# Both statements that add counts to stored totals share one ON CONFLICT clause.
+UPSERT_SQL = SQL["stats_upsert"].replace("{stats_add}", SQL["stats_add"])
+RENAME_SQL = SQL["stats_rename"].replace("{stats_add}", SQL["stats_add"])  # used by QueueService.rename
 UNKNOWN_CONSUMER = "unknown"
 # Beyond this many distinct pairs waiting to be written, new pairs are dropped (and counted).
 MAX_PENDING_PAIRS = 100_000
@@ -110,7 +113,7 @@ class ConsumerStats:
             try:
                 async with self.db.pool.acquire(timeout=self.db.settings.connect_timeout) as conn:
                     await conn.execute(
-                        SQL["stats_upsert"], [k[0] for k in keys], [k[1] for k in keys],
+                        UPSERT_SQL, [k[0] for k in keys], [k[1] for k in keys],
                         [v.dequeued for v in values], [v.acked for v in values], [v.failed for v in values],
                         [v.last_dequeue for v in values], [v.last_ack for v in values], timeout=10,
                     )

@@ -27,8 +27,7 @@ async def health(request: Request) -> Response:
         async with asyncio.timeout(HEALTH_TIMEOUT), r.db.pool.acquire() as conn:
             try:
                 # A standby reached after a failover answers reads but refuses every write (503s):
-                # for a queue that is unhealthy, so it is checked too.
-                # a hung database is unhealthy, not a hang
+                # for a queue that is unhealthy, so it is checked too. A hung database times out.
                 writable = await conn.fetchval("SELECT current_setting('transaction_read_only') = 'off'")
             except BaseException:
                 conn.terminate()  # released unanswered, asyncpg would wait for the hung server's cancel

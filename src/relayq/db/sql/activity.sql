@@ -46,18 +46,31 @@ WITH old AS (
 )
 DELETE FROM relay.activity_log l USING old WHERE l.log_id = old.log_id
 
--- name: stats_upsert
--- One statement per flush: per (consumer, queue) deltas, added to the stored totals.
-INSERT INTO relay.consumer_stats AS s (consumer_id, queue, dequeue_count, ack_count, fail_count, last_dequeue, last_ack)
-SELECT u.c, u.q, u.d, u.a, u.f, to_timestamp(u.ld), to_timestamp(u.la)
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::float8[], $7::float8[])
-     AS u(c, q, d, a, f, ld, la)
+-- name: stats_add
+-- The tail of an INSERT INTO relay.consumer_stats AS s: counts added to the stored totals.
 ON CONFLICT (consumer_id, queue) DO UPDATE SET
     dequeue_count = s.dequeue_count + excluded.dequeue_count,
     ack_count = s.ack_count + excluded.ack_count,
     fail_count = s.fail_count + excluded.fail_count,
     last_dequeue = greatest(s.last_dequeue, excluded.last_dequeue),
     last_ack = greatest(s.last_ack, excluded.last_ack)
+
+-- name: stats_upsert
+-- One statement per flush: per (consumer, queue) deltas, added to the stored totals.
+INSERT INTO relay.consumer_stats AS s (consumer_id, queue, dequeue_count, ack_count, fail_count, last_dequeue, last_ack)
+SELECT u.c, u.q, u.d, u.a, u.f, to_timestamp(u.ld), to_timestamp(u.la)
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::float8[], $7::float8[])
+     AS u(c, q, d, a, f, ld, la)
+{stats_add}
+
+-- name: stats_rename
+-- A renamed queue's stats ($1 -> $2), added to rows the new name may already have: a dequeue in
+-- flight during an earlier rename flushes its counts under the old name after it, and renaming
+-- back onto that name made a plain UPDATE break the primary key (a 500, every time).
+WITH moved AS (DELETE FROM relay.consumer_stats WHERE queue = $1 RETURNING *)
+INSERT INTO relay.consumer_stats AS s (consumer_id, queue, dequeue_count, ack_count, fail_count, last_dequeue, last_ack)
+SELECT consumer_id, $2, dequeue_count, ack_count, fail_count, last_dequeue, last_ack FROM moved
+{stats_add}
 
 -- name: stats_select
 SELECT consumer_id, queue, dequeue_count, ack_count, fail_count,
