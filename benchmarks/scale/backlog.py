@@ -2,11 +2,14 @@
 
     python benchmarks/scale/backlog.py                      # 1,000,000 queued + 1,000,000 acknowledged
     python benchmarks/scale/backlog.py --queued 100000 --acknowledged 100000 --json backlog.json
+    python benchmarks/scale/backlog.py --queued 0 --acknowledged 0 --delayed 1000000   # waiting messages
 
 Measures, on an otherwise empty queue and again after a fast server-side fill (INSERT ...
 SELECT generate_series into the same queue, then VACUUM ANALYZE as autovacuum would): single
 and batch dequeue latency (each leased message is acked, outside the timing), and the latency
-of GET /queue/metrics, /queues and /queue/status (without and with message lists). Uses its own
+of GET /queue/metrics, /queues and /queue/status (without and with message lists). `--delayed`
+adds messages that are queued but due only in a day (delayed delivery, or retry backoff after an
+outage), older than the rest, so they come first in priority-then-age order. Uses its own
 database (RELAY_TEST_ADMIN_URL, default the local PostgreSQL) and drops it afterwards.
 """
 
@@ -82,12 +85,13 @@ async def measure(api: str, rounds: int, batch: int) -> dict[str, dict[str, floa
     return {label: summarize(values) for label, values in results.items()}
 
 
-async def fill(dsn: str, queued: int, acknowledged: int) -> float:
+async def fill(dsn: str, queued: int, acknowledged: int, delayed: int) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
         await fill_messages(conn, QUEUE, "acknowledged", acknowledged)
         await fill_messages(conn, QUEUE, "queued", queued)
+        await fill_messages(conn, QUEUE, "queued", delayed, delay=86_400)
         await conn.execute("VACUUM ANALYZE relay.messages")
     finally:
         await conn.close()
@@ -107,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queued", type=int, default=1_000_000)
     parser.add_argument("--acknowledged", type=int, default=1_000_000)
+    parser.add_argument("--delayed", type=int, default=0, help="queued messages due in a day")
     parser.add_argument("--rounds", type=int, default=200, help="timed requests per dequeue measurement")
     parser.add_argument("--batch", type=int, default=100, help="messages per batch dequeue")
     parser.add_argument("--json", help="also write the results here")
@@ -119,8 +124,9 @@ def main() -> None:
 
             httpx.post(server.api + "/queues", json={"name": QUEUE}).raise_for_status()
             empty = asyncio.run(measure(server.api, args.rounds, args.batch))
-            print(f"filling {args.queued:,} queued + {args.acknowledged:,} acknowledged ...", flush=True)
-            fill_seconds = asyncio.run(fill(dsn, args.queued, args.acknowledged))
+            print(f"filling {args.queued:,} queued + {args.acknowledged:,} acknowledged"
+                  f" + {args.delayed:,} delayed ...", flush=True)
+            fill_seconds = asyncio.run(fill(dsn, args.queued, args.acknowledged, args.delayed))
             size = asyncio.run(table_size(dsn))
             print(f"filled in {fill_seconds:.0f} s; relay.messages with indexes: {size / 2**20:,.0f} MiB", flush=True)
             full = asyncio.run(measure(server.api, args.rounds, args.batch))
@@ -130,10 +136,12 @@ def main() -> None:
         after = full[label]
         rows.append([label, before["p50"], before["p95"], after["p50"], after["p95"], after["avg"] / before["avg"]])
     print_table(
-        f"Latency in ms, empty queue vs {args.queued:,} queued + {args.acknowledged:,} acknowledged",
+        f"Latency in ms, empty queue vs {args.queued:,} queued + {args.acknowledged:,} acknowledged"
+        + (f" + {args.delayed:,} delayed" if args.delayed else ""),
         ["operation", "empty p50", "empty p95", "backlog p50", "backlog p95", "avg ratio"], rows,
     )
-    write_json(args.json, {"queued": args.queued, "acknowledged": args.acknowledged, "fill_seconds": fill_seconds,
+    write_json(args.json, {"queued": args.queued, "acknowledged": args.acknowledged, "delayed": args.delayed,
+                           "fill_seconds": fill_seconds,
                            "table_bytes": size, "empty": empty, "backlog": full})
 
 

@@ -79,6 +79,7 @@ class Relay:
         await extensions.install(relay)
         if background:
             relay.spawn(reaper.run(), "lease-reaper")
+            relay.spawn(messages.delays.run(), "delayed-messages")
             relay.spawn(Maintenance(db.background(), settings).run(), "maintenance")
         return relay
 

@@ -47,6 +47,9 @@ STATUS_ORDER: dict[str, str] = {
     "archived": "m.created_at DESC",
     "acknowledged": "m.acknowledged_at DESC NULLS LAST",
 }
+# The dequeue index keeps a queue's due and delayed messages in two ranges (migration 0015),
+# each in the queued list's order: read as two parts, merged, rather than sorting the backlog.
+STATUS_RANGES: dict[str, tuple[str, ...]] = {"queued": (" AND NOT m.delayed", " AND m.delayed")}
 
 # The listings read every partition of the partitioned table (its partition key is the queue id,
 # which they do not filter on), and JIT compiles each partition's expressions before running:
@@ -193,7 +196,8 @@ class AdminService:
                 # queue's top 1000 through the per-queue indexes; the processing one reads the
                 # lease index, which has no queue column, once.
                 source = _union(tables, top=STATUS_ORDER[status],
-                                per_queue=queue is None and status != "processing")
+                                per_queue=queue is None and status != "processing",
+                                ranges=STATUS_RANGES.get(status, ("",)))
                 lists[status] = await tx.fetch(
                     f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000",
                     *MessageFilter(status=status, queue=queue).args(),
@@ -235,6 +239,7 @@ class AdminService:
                     acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now()
                                            WHEN $3 IN ('queued', 'processing') THEN NULL ELSE m.acknowledged_at END,
                     available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
+                    delayed = false,
                     last_error = coalesce($4, m.last_error)
                 WHERE m.id = ANY($1::text[]) AND m.status = $2
                 RETURNING {EVENT_COLUMNS}""",
@@ -338,23 +343,25 @@ def _listing_order(sort: str, order: str) -> str:
     return f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
 
 
-def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = False) -> str:
+def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = False,
+           ranges: Sequence[str] = ("",)) -> str:
     """The tables' rows matching WHERE_SQL as one source aliased `m`. With `top`, each table
     contributes only its first 1000 rows in that order (each queue's first 1000 with
     `per_queue`), so each part reads an index rather than the union sorting every row
-    (GET /queue/status over millions of messages)."""
+    (GET /queue/status over millions of messages). `ranges` splits each part further, by
+    conditions that each name one ordered range of the index (STATUS_RANGES)."""
     head = f" ORDER BY {top} LIMIT 1000" if top else ""
     if per_queue:
         # m.queue_id = q.id lets each queue's part of the partitioned table read its own
         # partitions only (run-time pruning), not every partitioned queue's.
         parts = [
             f"(SELECT m.* FROM relay.queues q CROSS JOIN LATERAL (SELECT {ROW_COLUMNS} FROM {t} m "
-            f"WHERE {WHERE_SQL} AND m.queue_name = q.name"
+            f"WHERE {WHERE_SQL} AND m.queue_name = q.name{r}"
             f"{' AND m.queue_id = q.id' if t == MESSAGE_TABLES['partitioned'] else ''}{head}) m{head})"
-            for t in tables
+            for t in tables for r in ranges
         ]
     else:
-        parts = [f"(SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}{head})" for t in tables]
+        parts = [f"(SELECT {ROW_COLUMNS} FROM {t} m WHERE {WHERE_SQL}{r}{head})" for t in tables for r in ranges]
     return "(" + " UNION ALL ".join(parts) + ") m"
 
 

@@ -24,6 +24,7 @@ from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, storage_of
 from relayq.services.changes import Change, ChangeHub
 from relayq.services.coalesce import Coalescer
+from relayq.services.delays import DuePromoter
 from relayq.services.queues import QueueRef, QueueService
 from relayq.services.waiters import Waiters
 
@@ -118,6 +119,7 @@ class MessageService:
         self.queues = queues
         self.hub = hub
         self.waiters = waiters
+        self.delays = DuePromoter(db, waiters, settings.reaper_interval_ms / 1000)
         self.coalescing = settings.coalesce_enabled
         batch, inflight = settings.coalesce_max_batch, settings.coalesce_max_inflight or settings.pool_size
         self._enqueues: Coalescer[None, _EnqueueRequest, list[Enqueued]] = Coalescer(
@@ -312,8 +314,8 @@ class MessageService:
                 consumer_id=stored[0][0].consumer_id, batch_size=len(items) if batch else None,
             ))
             delays = [i.delay for i, _ in stored if i.delay > 0]
-            if delays:  # wake parked consumers when the earliest delayed message becomes due
-                asyncio.get_running_loop().call_later(min(delays), self.waiters.wake, queue, len(delays))
+            if delays:  # make the earliest delayed message dequeuable on time (it wakes the waiters)
+                self.delays.due_in(min(delays))
 
     # ----- dequeue ---------------------------------------------------------------------
     async def dequeue(
@@ -424,7 +426,7 @@ class MessageService:
                                     error_reason=row["last_error"], batch_size=len(items) if batch else None))
             due = row["available_at"] - now
             if row["status"] == "queued" and due > 0:
-                asyncio.get_running_loop().call_later(due, self.waiters.wake, row["queue_name"], 1)
+                self.delays.due_in(due)
         await self._report_lock_lost("nack", settled, [(i[0], i[1]) for i in items])
         return settled
 

@@ -17,11 +17,11 @@ WITH q AS (
     FROM q JOIN unnest($3::text[], $4::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
-                                 ack_timeout_seconds, available_at, idempotency_key, payload_size)
+                                 ack_timeout_seconds, available_at, delayed, idempotency_key, payload_size)
     SELECT i.id, q.id, q.name, i.type, coalesce(i.payload, 'null'), coalesce(i.priority, 0),
            coalesce(i.max_attempts, q.max_attempts),
            coalesce(nullif(i.ack_timeout, 0), q.ack_timeout_seconds),
-           now() + make_interval(secs => coalesce(i.delay, 0)), i.idem_key,
+           now() + make_interval(secs => coalesce(i.delay, 0)), coalesce(i.delay, 0) > 0, i.idem_key,
            coalesce(octet_length(i.payload::text), 4)
     FROM ROWS FROM (
             json_to_recordset($2::json) AS (queue text, type text, payload json, priority int, "ackTimeout" int,
@@ -53,9 +53,9 @@ WITH q AS (
     WHERE id = $4 AND name = $3 AND relay.queue_open($4, $3)
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
-                                 ack_timeout_seconds, available_at, payload_size)
+                                 ack_timeout_seconds, available_at, delayed, payload_size)
     SELECT i.id, q.id, q.name, $5, i.payload, $6, coalesce($7, q.max_attempts),
-           coalesce(nullif($8, 0), q.ack_timeout_seconds), now() + make_interval(secs => $9::float8),
+           coalesce(nullif($8, 0), q.ack_timeout_seconds), now() + make_interval(secs => $9::float8), $9 > 0,
            octet_length(i.payload::text)
     FROM q, ROWS FROM (unnest(string_to_array($1::text, ',')), json_array_elements($2::json))
         WITH ORDINALITY AS i(id, payload, ord)
@@ -77,7 +77,7 @@ WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::tex
 -- an idle worker fleet, costs one round trip instead of a claim plus a look-up.
 WITH picked AS (
     SELECT id, priority, created_at, seq FROM {messages} AS m
-    WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND available_at <= now()
+    WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND NOT delayed AND available_at <= now()
       AND ($6::text IS NULL OR type = $6)
     ORDER BY priority DESC, created_at, seq
     LIMIT $2
@@ -128,7 +128,8 @@ UPDATE {messages} AS m SET
     dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
         ELSE now() + make_interval(secs => coalesce(i.delay,
-             {backoff})) END
+             {backoff})) END,
+    delayed = m.attempt_count < m.max_attempts AND coalesce(i.delay, {backoff}) > 0
 FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, reason, delay),
      {messages} AS prev
 WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
@@ -162,8 +163,32 @@ UPDATE {messages} AS m SET
     consumer_id = CASE WHEN m.attempt_count >= m.max_attempts THEN m.consumer_id END,
     dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
-        ELSE now() + make_interval(secs => {backoff}) END
+        ELSE now() + make_interval(secs => {backoff}) END,
+    delayed = m.attempt_count < m.max_attempts AND {backoff} > 0
 FROM expired AS e
 WHERE m.id = e.id AND m.queue_id = e.queue_id
 RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS prev_lock_token,
           extract(epoch FROM now() - e.locked_until)::float8 AS overdue_seconds
+
+-- name: promote
+-- Delayed messages whose time has come join the dequeue index (migration 0015): up to $1 of
+-- them, oldest due first, through messages_delayed_idx. SKIP LOCKED lets every server process
+-- run it; an admin move or delete holding a row lock only puts that row off to the next pass.
+-- Answers how many each queue gained, for waking its parked long-polls, and one row more (queue
+-- NULL) saying in how many seconds the next delayed message is due (NULL: none is waiting).
+WITH due AS (
+    SELECT id, queue_id FROM {messages} AS m
+    WHERE status = 'queued' AND delayed AND available_at <= now()
+    ORDER BY available_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), promoted AS (
+    UPDATE {messages} AS m SET delayed = false
+    FROM due AS d
+    WHERE m.id = d.id AND m.queue_id = d.queue_id
+    RETURNING m.queue_name
+)
+SELECT queue_name, count(*)::int AS n, NULL::float8 AS next_due_in FROM promoted GROUP BY queue_name
+UNION ALL
+SELECT NULL, 0, extract(epoch FROM min(available_at) - now())::float8 FROM {messages}
+WHERE status = 'queued' AND delayed AND available_at > now()

@@ -41,10 +41,14 @@ CREATE TABLE relay.messages (
     acknowledged_at     timestamptz,
     last_error          text,
     payload_size        integer NOT NULL DEFAULT 0,
-    idempotency_key     text
+    idempotency_key     text,
+    -- Queued but not yet due (delayed, or backing off): a key range of its own in the dequeue
+    -- index until services/delays.py clears it at available_at (migration 0015).
+    delayed             boolean NOT NULL DEFAULT false
 ) WITH (fillfactor = 80);
--- Dequeue reads only this partial index, so its cost does not grow with finished messages.
-CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, priority DESC, created_at, seq)
+-- Dequeue reads only this partial index, so its cost does not grow with finished messages, and
+-- only its range of due messages (delayed = false), so not with messages waiting for their time.
+CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, delayed, priority DESC, created_at, seq)
     WHERE status = 'queued';
 CREATE INDEX messages_lease_idx ON relay.messages (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_status_idx ON relay.messages (queue_name, status, created_at)
@@ -54,6 +58,12 @@ CREATE UNIQUE INDEX messages_idempotency_idx ON relay.messages (queue_name, idem
     WHERE idempotency_key IS NOT NULL;
 
 CREATE UNLOGGED TABLE relay.messages_unlogged (LIKE relay.messages INCLUDING ALL);
+-- (LIKE names the copied dequeue index after its columns, cut to 63 characters.)
+ALTER INDEX relay.messages_unlogged_queue_name_delayed_priority_created_at_se_idx RENAME TO messages_unlogged_dequeue_idx;
+-- Delayed messages by due time, for `promote` (services/delays.py).
+CREATE INDEX messages_delayed_idx ON relay.messages (available_at) WHERE status = 'queued' AND delayed;
+CREATE INDEX messages_unlogged_delayed_idx ON relay.messages_unlogged (available_at)
+    WHERE status = 'queued' AND delayed;
 
 CREATE TABLE relay.messages_partitioned (
     LIKE relay.messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY,
@@ -61,7 +71,9 @@ CREATE TABLE relay.messages_partitioned (
     PRIMARY KEY (queue_id, id, created_at)
 ) PARTITION BY LIST (queue_id);
 CREATE INDEX messages_partitioned_dequeue_idx
-    ON relay.messages_partitioned (queue_name, priority DESC, created_at, seq) WHERE status = 'queued';
+    ON relay.messages_partitioned (queue_name, delayed, priority DESC, created_at, seq) WHERE status = 'queued';
+CREATE INDEX messages_partitioned_delayed_idx ON relay.messages_partitioned (available_at)
+    WHERE status = 'queued' AND delayed;
 CREATE INDEX messages_partitioned_lease_idx
     ON relay.messages_partitioned (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_partitioned_status_idx

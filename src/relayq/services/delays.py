@@ -1,0 +1,83 @@
+"""Delayed messages join the dequeue index when their time comes (migration 0015).
+
+A queued message whose `available_at` is in the future (a delayed enqueue, a nack's or the
+reaper's backoff) is stored with `delayed = true`, outside the dequeue index, so dequeues never
+walk past it. This loop clears the flag once it is due and wakes the queue's parked long-polls.
+
+It sleeps until the earliest delayed message in the database is due, at most `interval`
+seconds (so messages delayed by other server processes are never later than that), and an
+earlier delay written by this process wakes it sooner (`due_in`). The database keeps the
+schedule: one timer per process, whatever the number of delayed messages.
+Every server process runs the loop; SKIP LOCKED lets them share the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+
+from relayq.db.database import Database
+from relayq.db.queries import MESSAGE_TABLES, QUERIES
+from relayq.services.passes import Streak, run_logged
+from relayq.services.waiters import Waiters
+
+log = logging.getLogger("relayq.delays")
+BATCH = 1000
+
+
+class DuePromoter:
+    """Background task; `run_once` is also called directly by tests."""
+
+    def __init__(self, db: Database, waiters: Waiters, interval: float) -> None:
+        self.db = db
+        self.waiters = waiters
+        self.interval = interval
+        self.promoted = 0
+        self.next_due_in = math.inf  # seconds from the last pass until the next delayed message is due
+        self._wake = asyncio.Event()
+        self._deadline = math.inf  # loop.time() of the next pass
+
+    async def run_once(self) -> int:
+        """Promote every due message now; returns how many, and notes when the next one is due."""
+        total = 0
+        next_due_in = math.inf
+        for kind in MESSAGE_TABLES:
+            while True:
+                rows = await self.db.fetch(QUERIES.get("promote", kind), BATCH)
+                promoted = 0
+                for row in rows:
+                    if row["queue_name"] is None:  # the summary row: when the next one is due
+                        if row["next_due_in"] is not None:
+                            next_due_in = min(next_due_in, row["next_due_in"])
+                        continue
+                    promoted += row["n"]
+                    self.waiters.wake(row["queue_name"], row["n"])
+                total += promoted
+                if promoted < BATCH:
+                    break
+        self.next_due_in = next_due_in
+        self.promoted += total
+        return total
+
+    def due_in(self, seconds: float) -> None:
+        """A message this process just delayed is due in `seconds`: run a pass then, if sooner."""
+        at = asyncio.get_running_loop().time() + seconds
+        if at < self._deadline:
+            self._deadline = at
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Loop until cancelled; a database outage only delays the next pass."""
+        loop = asyncio.get_running_loop()
+        streak = Streak()
+        while True:
+            self._deadline = math.inf  # due_in calls during the pass lower it
+            await run_logged(log, "delayed messages", self.run_once, streak)
+            self._deadline = min(self._deadline, loop.time() + min(self.interval, max(self.next_due_in, 0.0)))
+            while (remaining := self._deadline - loop.time()) > 0:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), remaining)
+                except TimeoutError:
+                    break
