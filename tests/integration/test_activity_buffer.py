@@ -56,6 +56,37 @@ async def test_flushes_on_size_before_the_interval(database_url: str) -> None:
             task.cancel()
 
 
+async def test_a_write_interrupted_by_shutdown_is_not_lost(database_url: str) -> None:
+    """Stopping the server cancels the activity writer. Cancelled inside its INSERT, the batch it
+    had taken from the buffer was neither written nor put back: lost, uncounted. The write now
+    runs to its end (here: once a DBA's lock is released) before the writer stops."""
+    async with inprocess_relay(database_url, ACTIVITY_FLUSH_SIZE="3", ACTIVITY_FLUSH_INTERVAL_MS="60000") as r:
+        activity = ext(r).activity
+        assert activity is not None
+        q = await new_queue(r)
+        await activity.buffer.flush()  # the create_queue entry
+        blocker = await asyncpg.connect(database_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE relay.activity_log IN EXCLUSIVE MODE")
+            task = asyncio.ensure_future(activity.buffer.run())
+            for change in changes(q, 3):
+                r.hub.publish(change)
+
+            async def taken() -> bool:
+                return activity.buffer.pending == 0
+
+            assert await eventually(taken)  # the writer holds the batch, blocked on the lock
+            task.cancel()
+            await asyncio.sleep(0.3)
+            assert not task.done()
+            await blocker.execute("ROLLBACK")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(task, 10)
+        finally:
+            await blocker.close()
+        assert await stored(r, q) == 3
+
+
 async def test_flushes_on_interval(database_url: str) -> None:
     async with inprocess_relay(database_url, ACTIVITY_FLUSH_SIZE="1000", ACTIVITY_FLUSH_INTERVAL_MS="100") as r:
         activity = ext(r).activity
@@ -176,9 +207,39 @@ async def test_consumer_stats_log_an_outage_once_per_doubling(caplog: pytest.Log
         with contextlib.suppress(asyncio.CancelledError):
             await runner
     assert [m.split(", ")[1].split(" ")[0] for m in failed()[:4]] == ["1", "2", "4", "8"]
-    # Nothing lost meanwhile: waiting, or in the flush the cancel interrupted.
-    assert stats.pending or stats.inflight
+    # Nothing lost meanwhile: the cancel let the flush it interrupted fail, and its counts wait.
+    assert stats.pending and not stats.inflight
     await pool.close()
+
+
+async def test_a_flush_interrupted_by_shutdown_is_written(database_url: str) -> None:
+    """Stopping the server cancels the flusher. Cancelled inside its statement, the counts it
+    carried were neither written nor pending, so the final flush left them out: lost. The
+    statement now runs to its end (here: once a DBA's lock is released) before the loop stops."""
+    async with inprocess_relay(database_url) as r:
+        stats = ConsumerStats(r.db, interval=0.01)
+        consumer = "shutdown-" + secrets.token_hex(4)
+        stats.on_change(Change("dequeue", "q", rows=[{"id": "s1", "queue_name": "q"}], consumer_id=consumer))
+        blocker = await asyncpg.connect(database_url)
+        try:
+            await blocker.execute("BEGIN; LOCK TABLE relay.consumer_stats IN EXCLUSIVE MODE")
+            runner = asyncio.create_task(stats.run())
+
+            async def flushing() -> bool:
+                return bool(stats.inflight)
+
+            assert await eventually(flushing)
+            runner.cancel()
+            await asyncio.sleep(0.3)
+            assert not runner.done()  # waiting for its statement, not abandoning it
+            await blocker.execute("ROLLBACK")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(runner, 10)
+        finally:
+            await blocker.close()
+        assert not stats.inflight and not stats.pending
+        stored_counts = await stats.read(consumer)
+        assert stored_counts[consumer]["q"].dequeued == 1
 
 
 async def test_the_event_listener_is_named_and_comes_back_after_termination(database_url: str) -> None:

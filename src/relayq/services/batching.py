@@ -23,6 +23,7 @@ import asyncpg
 
 from relayq.db.database import UNAVAILABLE_ERRORS
 from relayq.domain.errors import RelayError
+from relayq.services.passes import uncancelled
 
 log = logging.getLogger("relayq.batching")
 
@@ -112,7 +113,7 @@ class BatchBuffer(Generic[T]):
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                await self.flush()
+                await uncancelled(self.flush())  # at shutdown too: a batch is then written or put back
             except Exception:
                 log.exception("%s: flush failed", self.name)
 

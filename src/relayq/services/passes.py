@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from relayq.domain.errors import RelayError
+
+T = TypeVar("T")
+
+
+async def uncancelled(work: Awaitable[T]) -> T:
+    """Await `work`; if the caller is cancelled meanwhile (shutdown), let `work` finish first.
+
+    A flush cancelled inside its statement leaves what it carried neither known written (the
+    statement may have committed) nor waiting: the stop hook's final flush leaves it out. Run to
+    its end, it is written, or put back for that final flush. The statements bound the wait.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def worth_logging(failures_in_a_row: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 from relayq.db.database import Database
 from relayq.db.queries import load_named
 from relayq.services.changes import Change
-from relayq.services.passes import worth_logging
+from relayq.services.passes import uncancelled, worth_logging
 
 log = logging.getLogger("relayq.stats")
 SQL = load_named("activity.sql")
@@ -151,7 +151,7 @@ class ConsumerStats:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await self.flush()
+                await uncancelled(self.flush())  # at shutdown too: its counts are then stored or pending
             except Exception as exc:
                 failures += 1
                 if worth_logging(failures):
