@@ -275,8 +275,16 @@ class EventStream:
         for event in events:
             body = event.get("payload") or {}
             if event.get("type") == "enqueue" and body.get("status") == "queued" and event.get("queue"):
-                self.waiters.wake(event["queue"], int(body.get("count") or 1))
+                self.waiters.wake(event["queue"], int(body.get("count") or 1), _types(body))
         self.deliver(events)
+
+
+def _types(body: Mapping[str, Any]) -> set[str | None] | None:
+    """The types of an enqueue event's messages, when it lists them all (None: unknown, any)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or len(messages) != body.get("count"):
+        return None
+    return {m.get("type") for m in messages if isinstance(m, dict)}
 
 
 def _message(row: Mapping[str, Any]) -> dict[str, Any]:

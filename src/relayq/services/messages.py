@@ -331,7 +331,7 @@ class MessageService:
         deadline = time.monotonic() + max(wait, 0.0)
         ref = await self.queues.resolve(queue)
         while True:
-            event = self.waiters.arm(queue) if wait > 0 else None
+            event = self.waiters.arm(queue, type_filter) if wait > 0 else None
             try:
                 claimed = await self._claim(ref, count, ack_timeout, consumer_id, type_filter)
                 if claimed is None:
