@@ -42,6 +42,9 @@ class DuePromoter:
         """Promote every due message now; returns how many, and notes when the next one is due."""
         total = 0
         next_due_in = math.inf
+        # Forgotten until this pass answers: after a failed pass the loop waits an interval, not
+        # the last success's (often milliseconds), which retried ~1000 times a second in an outage.
+        self.next_due_in = math.inf
         for kind in MESSAGE_TABLES:
             while True:
                 rows = await self.db.fetch(QUERIES.get("promote", kind), BATCH)
