@@ -11,9 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 import pytest
+from benchmarks.scale.fill import fill_messages
 
 from relayq.config import Settings
 from relayq.runtime import Relay
+from relayq.services import delays
 from relayq.services.messages import NewMessage
 from tests.support.server import fresh_database
 
@@ -113,3 +115,19 @@ async def test_the_queued_list_merges_due_and_delayed_messages_in_its_order(rela
 def _table(kind: str) -> str:
     return {"standard": "relay.messages", "unlogged": "relay.messages_unlogged",
             "partitioned": "relay.messages_partitioned"}[kind]
+
+
+async def test_one_tables_backlog_of_due_messages_does_not_hold_up_anothers(
+        relay: Relay, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass promotes a batch from each message table in turn. It used to empty one table's
+    backlog before starting the next: a million messages of a standard queue coming due at once
+    (a batch of reminders) held a partitioned queue's due message back for the ~30 s that took."""
+    monkeypatch.setattr(delays, "BATCH", 100)
+    await fill_messages(relay.db, "d_standard", "queued", 1_000, delay=0.001)  # due: 10 batches
+    (late,) = await relay.messages.enqueue([message("d_partitioned", 1, delay=0.001)])
+    await asyncio.sleep(0.01)
+    woken: list[str] = []
+    monkeypatch.setattr(relay.waiters, "wake", lambda queue, count=None: woken.append(queue))
+    assert await relay.messages.delays.run_once() == 1_001
+    assert woken.index("d_partitioned") == 1, woken  # right after the first standard batch
+    assert (await flags(relay, "d_partitioned"))[late.id] is False

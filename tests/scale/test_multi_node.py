@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -116,6 +118,47 @@ def test_queue_renamed_on_one_node_is_renamed_on_the_other(nodes: tuple[httpx.Cl
     got = b.get("/queue/messages/batch", params={"queue": renamed, "count": 10}).json()
     assert sorted(m["payload"]["n"] for m in got["messages"]) == [1, 3]
     assert b.get("/queue/message", params={"queue": queue}).status_code == 404
+
+
+def _long_poll(client: httpx.Client, queue: str, got: dict[str, Any]) -> threading.Thread:
+    """A long-poll of up to 10 s in a thread; `got` receives the response and when it came."""
+    def poll() -> None:
+        got["response"] = client.get("/queue/message", params={"queue": queue, "timeout": 10})
+        got["at"] = time.monotonic()
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("delay", [1.1, 1.5])
+def test_a_message_delayed_on_one_node_reaches_a_long_poll_on_the_other_on_time(
+        nodes: tuple[httpx.Client, httpx.Client], delay: float) -> None:
+    """Node A makes the message dequeuable at its time (migration 0015) and wakes only its own
+    long-polls; B's parked poll finds it at its next re-check, within a second (API reference,
+    delayed delivery). Delays of 1.1 s put B's re-check just before the due time (its poll is
+    woken by A's enqueue event and then re-checks each second), the worst case. A nack's delay
+    takes the same path."""
+    a, b = nodes
+    queue = make_queue(a)
+    leased: dict[str, Any] = {}
+    for step in ("enqueue", "nack"):
+        got: dict[str, Any] = {}
+        thread = _long_poll(b, queue, got)
+        time.sleep(0.2)  # parked on B
+        if step == "enqueue":
+            sent = a.post("/queue/message", json={"type": "t", "payload": {}, "queue": queue, "delaySeconds": delay})
+            assert sent.status_code == 201, sent.text
+        else:
+            nacked = a.post(f"/queue/message/{leased['id']}/nack",
+                            json={"lock_token": leased["lock_token"], "delaySeconds": delay})
+            assert nacked.status_code == 200, nacked.text
+        due = time.monotonic() + delay
+        thread.join()
+        assert got["response"].status_code == 200, got["response"].text
+        leased = got["response"].json()
+        assert got["at"] >= due - 0.1, f"{step}: dequeued {due - got['at']:.2f} s early"
+        assert got["at"] - due < 1.3, f"{step}: dequeued on B {got['at'] - due:.2f} s after it was due"
 
 
 def _worker_processes(pid: int) -> list[str]:

@@ -266,7 +266,9 @@ class ServiceDriver:
 
 # ----- raw SQL: the limit --------------------------------------------------------------------
 # Plain statements a competent hand-written worker would use on Relay's own table: one row per
-# message, claim with FOR UPDATE SKIP LOCKED on the partial index, rows kept on ack.
+# message, claim with FOR UPDATE SKIP LOCKED on the partial index, rows kept on ack. The claim
+# names the index's due range (`NOT delayed`, migration 0015; these statements delay nothing):
+# without it, ORDER BY no longer matched the index and each claim sorted the whole backlog.
 RAW_ENQUEUE = """INSERT INTO relay.messages
     (id, queue_id, queue_name, type, payload, max_attempts, ack_timeout_seconds, payload_size)
 VALUES ($1, $2, $3, 'bench', $4::json, 1000, 30, $5)"""
@@ -277,7 +279,7 @@ SELECT i.id, $2, $3, 'bench', $4::json, 1000, 30, $5 FROM unnest($1::text[]) AS 
 
 RAW_DEQUEUE = """WITH picked AS (
     SELECT id FROM relay.messages
-    WHERE queue_name = $1 AND status = 'queued' AND available_at <= now()
+    WHERE queue_name = $1 AND status = 'queued' AND NOT delayed AND available_at <= now()
     ORDER BY priority DESC, created_at, seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED
