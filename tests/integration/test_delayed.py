@@ -131,3 +131,26 @@ async def test_one_tables_backlog_of_due_messages_does_not_hold_up_anothers(
     assert await relay.messages.delays.run_once() == 1_001
     assert woken.index("d_partitioned") == 1, woken  # right after the first standard batch
     assert (await flags(relay, "d_partitioned"))[late.id] is False
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_backoff_stays_capped_however_many_attempts(relay: Relay, kind: str) -> None:
+    """The backoff's 2^(attempts - 1) overflowed float8 from the 1025th attempt (a queue that
+    retries "forever" with a large max_attempts): every nack of that message failed with a 500,
+    and every reaper pass that met its expired lease failed too, leaving all leases unreclaimed."""
+    queue = f"d_{kind}"
+    await relay.queues.update(queue, {"retry_delay_seconds": 1, "max_attempts": 100_000})
+    try:
+        await relay.messages.enqueue([message(queue, 1), message(queue, 2)])
+        first, second = await relay.messages.dequeue(queue, 2)
+        await relay.db.execute(f"UPDATE {_table(kind)} SET attempt_count = 2000 WHERE queue_name = $1", queue)
+        settled = await relay.messages.nack([(first["id"], first["lock_token"], "boom", None)])
+        assert [r["status"] for r in settled.rows] == ["queued"]
+        await relay.db.execute(
+            f"UPDATE {_table(kind)} SET locked_until = now() - interval '1 second' WHERE id = $1", second["id"])
+        assert await relay.reaper.run_once() == 1
+        waits = await relay.db.fetch(
+            f"SELECT extract(epoch FROM available_at - now()) AS wait FROM {_table(kind)} WHERE queue_name = $1", queue)
+        assert all(3500 < r["wait"] <= 3600 for r in waits)  # the 3600 s cap
+    finally:
+        await relay.queues.update(queue, {"retry_delay_seconds": 0, "max_attempts": 3})

@@ -36,9 +36,12 @@ EVENT_COLUMNS = """m.id, m.queue_name, m.type, m.priority, m.status, m.attempt_c
     extract(epoch FROM m.dequeued_at)::float8 AS dequeued_at,
     extract(epoch FROM m.available_at)::float8 AS available_at"""
 
+# The retry backoff of the row aliased {alias} (`{backoff:alias}` in queries.sql), in seconds.
+# The exponent stops at 30 (the cap of 3600 s is reached by then): 2^1024 overflows float8, which
+# failed every nack of a message on its 1025th attempt, and every reaper pass that met one.
 BACKOFF = (
-    "least(coalesce((SELECT q.retry_delay_seconds FROM relay.queues q WHERE q.id = m.queue_id), 0)"
-    " * power(2, greatest(m.attempt_count - 1, 0)), 3600)"
+    "least(coalesce((SELECT q.retry_delay_seconds FROM relay.queues q WHERE q.id = {alias}.queue_id), 0)"
+    " * power(2, least(greatest({alias}.attempt_count - 1, 0), 30)), 3600)"
 )
 
 _BLOCK_RE = re.compile(r"^-- name: (\w+)\n", re.MULTILINE)
@@ -61,7 +64,6 @@ def _expand(body: str, kind: StorageKind) -> str:
         "{messages}": MESSAGE_TABLES[kind],
         "{columns}": MESSAGE_COLUMNS,
         "{event_columns}": EVENT_COLUMNS,
-        "{backoff}": BACKOFF,
         # A unique index answers for idempotency keys where one can exist; time partitions
         # cannot hold one across the whole queue, so there a locked lookup per keyed message does.
         "{on_conflict}": (
@@ -70,6 +72,7 @@ def _expand(body: str, kind: StorageKind) -> str:
     }
     for key, value in replacements.items():
         body = body.replace(key, value)
+    body = re.sub(r"\{backoff:(\w+)\}", lambda m: BACKOFF.format(alias=m[1]), body)
     # Partitioned ids carry their queue id; filtering on it prunes to that queue's subtree.
     # Other tables keep the parameter (so numbering stays the same) but ignore it.
     body = re.sub(

@@ -117,7 +117,8 @@ WHERE m.id = ANY($1::text[]) {queue_filter:2}
 -- name: nack
 -- Requeue with backoff while attempts remain, else dead-letter. $4 and $5 are the default
 -- reasons for the requeue and dead-letter cases. The self-join `prev` (the row before this
--- update) returns the consumer that failed, which a requeue clears, for the activity log and stats.
+-- update) returns the consumer that failed, which a requeue clears, for the activity log and stats;
+-- `d.secs`, the requeue's delay, is worked out once for available_at and delayed.
 UPDATE {messages} AS m SET
     status = CASE WHEN m.attempt_count >= m.max_attempts THEN 'dead' ELSE 'queued' END,
     last_error = CASE WHEN m.attempt_count >= m.max_attempts THEN coalesce(i.reason, $5)
@@ -127,11 +128,10 @@ UPDATE {messages} AS m SET
     consumer_id = CASE WHEN m.attempt_count >= m.max_attempts THEN m.consumer_id END,
     dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
-        ELSE now() + make_interval(secs => coalesce(i.delay,
-             {backoff})) END,
-    delayed = m.attempt_count < m.max_attempts AND coalesce(i.delay, {backoff}) > 0
+        ELSE now() + make_interval(secs => d.secs) END,
+    delayed = m.attempt_count < m.max_attempts AND d.secs > 0
 FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, reason, delay),
-     {messages} AS prev
+     {messages} AS prev CROSS JOIN LATERAL (SELECT coalesce(i.delay, {backoff:prev}) AS secs) AS d
 WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
   AND (i.token IS NULL OR m.lock_token = i.token)
   AND prev.id = m.id AND prev.queue_id = m.queue_id
@@ -148,7 +148,7 @@ RETURNING {event_columns}, extract(epoch FROM m.locked_until)::float8 AS new_loc
 -- Joining on queue_id too lets the partitioned table reach each row through its primary key
 -- (queue_id, id, created_at) instead of scanning every partition.
 WITH expired AS (
-    SELECT id, queue_id, consumer_id, lock_token, locked_until FROM {messages} AS m
+    SELECT id, queue_id, consumer_id, lock_token, locked_until, {backoff:m} AS backoff FROM {messages} AS m
     WHERE status = 'processing' AND locked_until < now()
     ORDER BY locked_until
     LIMIT $1
@@ -163,8 +163,8 @@ UPDATE {messages} AS m SET
     consumer_id = CASE WHEN m.attempt_count >= m.max_attempts THEN m.consumer_id END,
     dequeued_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.dequeued_at END,
     available_at = CASE WHEN m.attempt_count >= m.max_attempts THEN m.available_at
-        ELSE now() + make_interval(secs => {backoff}) END,
-    delayed = m.attempt_count < m.max_attempts AND {backoff} > 0
+        ELSE now() + make_interval(secs => e.backoff) END,
+    delayed = m.attempt_count < m.max_attempts AND e.backoff > 0
 FROM expired AS e
 WHERE m.id = e.id AND m.queue_id = e.queue_id
 RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS prev_lock_token,
