@@ -51,3 +51,34 @@ def test_date_filters_include_the_whole_second_shown(page: Any, rest: RestClient
     page.get_by_test_id("filter-end_time").fill(page.evaluate(LOCAL_INPUT, logged))
     expect(entry).to_have_count(1)
     expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 1 · 1 total")
+
+
+def test_dates_read_like_the_browsers_date_inputs(browser: Any, rest: RestClient, base_url: str) -> None:
+    """An en-US browser shows the filters' date inputs month first; the tables showed en-GB dates
+    (day first), so 05/12 in a row read as 12 May. They follow the browser's English now."""
+    queue = new_queue_name("locale")
+    rest.call("POST", "/queues", {"name": queue})
+    message = rest.enqueue(queue, "dated", {"n": 1})
+    created = rest.call("GET", f"/queue/main/messages?queueName={queue}")["messages"][0]["created_at"]
+    for locale in ("en-US", "en-GB"):
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=locale)
+        try:
+            page = context.new_page()
+            open_dashboard(page, base_url, f"#/queue/{queue}/main")
+            shown = page.get_by_test_id(f"msg-row-{message}").locator("time").first
+            wanted = page.evaluate(
+                "([s, l]) => new Date(s * 1000).toLocaleString(l, { hour12: false })", [created, locale])
+            expect(shown).to_have_text(wanted)
+        finally:
+            context.close()
+
+
+def test_consumer_counts_line_up_with_their_headers(page: Any, rest: RestClient, base_url: str) -> None:
+    queue = new_queue_name("consumers")
+    rest.call("POST", "/queues", {"name": queue})
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    page.get_by_test_id("tab-consumers").click()
+    headers = page.get_by_test_id("consumers-table").locator("thead th")
+    expect(headers.nth(1)).to_have_class("num")
+    expect(headers.nth(3)).to_have_class("num")
+    expect(headers.nth(4)).not_to_have_class("num")

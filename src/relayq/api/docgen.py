@@ -20,9 +20,14 @@ Relay project; this page lists what this server accepts.
 
 Conventions: every path is under `/api`; bodies are JSON whatever the Content-Type; each field
 is also accepted in its other case style (`lock_token` / `lockToken`); a JSON `null` means
-"not given" except for `payload`. Errors are `{"message", "code", ...}` with a stable `code`
+"not given" except for `payload`. Fields and query parameters not listed here are ignored, as
+they were by the original server (so clients written for it keep working): a misspelled one is
+not an error, it is simply not read (`delay` is not `delaySeconds`). Errors are `{"message", "code", ...}` with a stable `code`
 (table at the end). With `SECRET_KEY` set, every endpoint needs `X-API-KEY` except those marked
 "no key needed".
+
+Outside `/api`: `GET /metrics` serves Prometheus text metrics (request, queue-depth and
+activity counters; names in docs/activity.md) under the same key rule, and `/` the dashboard.
 
 Where this server deliberately departs from the letter of API.md (each a fix, in CHANGELOG.md):
 - the endpoints without a key are matched by their **exact** paths, not by "paths ending in"

@@ -256,7 +256,14 @@ async def move_messages(request: Request) -> Response:
     return ok({"message": f"{moved} messages moved successfully", "movedCount": moved})
 
 
-QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",)),)
+# Required (API.md §5) and checked, though the message's status is not matched against it: delete
+# takes a message whatever its status, as in the original; edit refuses a leased one by its status.
+QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",), doc=(
+    "required: main, processing, dead, acknowledged or archived (400 otherwise); the message's status"
+    " is not checked against it")),)
+EDIT_QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",), doc=(
+    "required: main, processing or dead (400 otherwise); the message's status is not checked against it"
+    " (a leased message gives 409)")),)
 
 
 @endpoint("DELETE", "/queue/message/{id}", summary="Delete one message (any status)", tag="admin",
@@ -295,11 +302,11 @@ EDIT_FIELDS = (
 
 
 @endpoint("PUT", "/queue/message/{id}", summary="Edit a message that is not being processed", tag="admin",
-          query=QUEUE_TYPE_PARAM, body=EDIT_FIELDS,
+          query=EDIT_QUEUE_TYPE_PARAM, body=EDIT_FIELDS,
           responses={200: "updated", 404: "NOT_FOUND", 409: "INVALID_STATE (processing)"})
 async def edit_message(request: Request) -> Response:
     r = relay(request)
-    queue_type_status(parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"],
+    queue_type_status(parse_query(EDIT_QUEUE_TYPE_PARAM, request.query_params)["queueType"],
                       ("main", "processing", "dead"))
     body = await read_json(request, optional=True)
     raw = require_object(body if body is not None else {})

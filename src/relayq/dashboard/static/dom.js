@@ -38,12 +38,20 @@ export function select(attrs, options, selected) {
     h('option', { value, selected: String(value) === String(selected ?? '') }, label)));
 }
 
-/** Unix seconds (or an ISO string) to a local date-time string in the UI language. */
+/** Unix seconds (or an ISO string) to a local date-time string in the UI language.
+ * In English, the browser's own English (en-US: month first) when it has one, so the tables read
+ * dates the way the browser's date inputs of the filters do; else en-GB. */
 export function fmtTime(value) {
   if (value === null || value === undefined || value === '' || value === 0) return '—';
   const date = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
   if (Number.isNaN(date.getTime())) return String(value);
-  return date.toLocaleString(getLang() === 'es' ? 'es-ES' : 'en-GB', { hour12: false });
+  return date.toLocaleString(timeLocale(), { hour12: false });
+}
+
+function timeLocale() {
+  if (getLang() === 'es') return 'es-ES';
+  const browser = navigator.language || '';
+  return browser.toLowerCase().startsWith('en') ? browser : 'en-GB';
 }
 
 /** A <time> element for a timestamp (in a narrow table column, the time goes under the date). */

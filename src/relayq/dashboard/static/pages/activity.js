@@ -42,7 +42,7 @@ function chip(label, count, kind = '') {
  * Shared skeleton of a filterable, paged list: builds the filter form from `fields`, and calls
  * `load(filters, offset)` → {rows, total, summary}. Returns {refresh, cleanup}.
  */
-function filteredList(root, { fields, head, load, drawRow, testid, paged = true }) {
+function filteredList(root, { fields, head, load, drawRow, testid, paged = true, numeric = [] }) {
   const filters = Object.fromEntries(fields.map((field) => [field.key, '']));
   let offset = 0;
   const tbody = h('tbody', {});
@@ -93,7 +93,8 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true 
     summary, errorBox,
     h('div', { class: 'table-wrap' },
       h('table', { class: 'table responsive', 'data-testid': `${testid}-table` },
-        h('thead', {}, h('tr', {}, head.map((label) => h('th', {}, label)))), tbody)),
+        h('thead', {}, h('tr', {}, head.map((label, i) => h('th', numeric.includes(i) ? { class: 'num' } : {}, label)))),
+        tbody)),
     paged ? h('div', { class: 'pager' }, prev, info, next) : null);
   refresh();
 
@@ -211,7 +212,7 @@ export function renderConsumersTab(root, { queue }) {
   const head = [t('messages.consumer'), t('consumers.dequeued'), t('consumers.acknowledged'), t('consumers.failed'),
     t('consumers.lastDequeue'), t('consumers.lastAck')];
   return filteredList(root, {
-    testid: 'consumers', head, paged: false,
+    testid: 'consumers', head, paged: false, numeric: [1, 2, 3],  // right-aligned, as their cells
     fields: [{ key: 'consumer_id', label: t('messages.consumer') }],
     async load(filters) {
       const { stats } = await api.get('queue/activity/consumers', { consumer_id: filters.consumer_id,
