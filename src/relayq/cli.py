@@ -111,9 +111,17 @@ def cmd_compact(args: argparse.Namespace) -> int:
     """Give back the space a drained backlog left in the message tables (relayq/db/compact.py)."""
     import asyncpg
 
-    from relayq.db.compact import CompactRunning, compact
+    from relayq.db.compact import CompactRunning, NoRelaySchema, compact
 
     settings = Settings.from_env()
+    if settings.uses_embedded_database:
+        from relayq.db.embedded import default_data_dir
+
+        data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+        if not (data_dir / "PG_VERSION").exists():  # nothing there to compact: do not create a cluster
+            print(f"relay: no database to compact: no embedded PostgreSQL in {data_dir}; set DATABASE_URL "
+                  "(or POSTGRES_HOST), or RELAY_DATA_DIR to the server's data directory", file=sys.stderr)
+            return EXIT_NO_DATABASE
     url = _checked_database_url(settings)
     if url is None:
         return EXIT_NO_DATABASE
@@ -123,6 +131,9 @@ def cmd_compact(args: argparse.Namespace) -> int:
     except CompactRunning as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 1
+    except NoRelaySchema as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return EXIT_NO_DATABASE
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # A lock or statement timeout of the role, a terminated session: one line, not a
         # traceback. An index it was rebuilding is left invalid; the next run drops it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -103,6 +104,24 @@ def test_cli_dry_run_changes_nothing(compact_dsn: str, monkeypatch: pytest.Monke
     assert "  messages_pkey" in out and "REINDEX" not in out
     assert main(["compact"]) == 0
     assert "REINDEX INDEX CONCURRENTLY relay.messages_pkey" in capsys.readouterr().out
+
+
+def test_cli_does_not_create_a_database_to_compact(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a configured database, `relay compact` started (and so created) an embedded
+    PostgreSQL in the default data directory and reported its empty tables: 0.00 MiB, as if the
+    server's tables had been compacted. It says there is nothing to compact now; and a database
+    without Relay's tables is named as such, not reported as empty."""
+    for name in ("DATABASE_URL", "POSTGRES_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RELAY_DATA_DIR", str(tmp_path / "pgdata"))
+    assert main(["compact", "--dry-run"]) == 3
+    assert "no embedded PostgreSQL in" in capsys.readouterr().err
+    assert not (tmp_path / "pgdata").exists()
+    with fresh_database("relay_not_relay") as other:
+        monkeypatch.setenv("DATABASE_URL", other)
+        assert main(["compact", "--dry-run"]) == 3
+        assert "holds no Relay tables" in capsys.readouterr().err
 
 
 async def test_a_second_compaction_refuses_at_once_instead_of_deadlocking(compact_dsn: str) -> None:

@@ -57,6 +57,10 @@ WHERE i.indrelid = $1::regclass AND NOT i.indisvalid AND c.relname ~ '_cc(new|ol
 ORDER BY 1"""
 
 
+class NoRelaySchema(Exception):
+    """The database compact connected to is not one a Relay server uses."""
+
+
 class CompactRunning(Exception):
     """Another `relay compact` holds COMPACT_LOCK_KEY on this database."""
 
@@ -86,6 +90,8 @@ async def compact(dsn: str, *, dry_run: bool = False, progress: Callable[[str], 
     try:
         if not dry_run and not await conn.fetchval("SELECT pg_try_advisory_lock($1)", COMPACT_LOCK_KEY):
             raise CompactRunning("another relay compact is running on this database")
+        if await conn.fetchval("SELECT to_regclass('relay.messages')") is None:
+            raise NoRelaySchema("this database holds no Relay tables (relay.messages): is it the server's?")
         out: list[Resize] = []
         for table in COMPACTED_TABLES:
             if await conn.fetchval("SELECT to_regclass($1)", table) is None:
