@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 
 from relayq.api.http import REGISTRY, Endpoint
-from relayq.api.validation import Field
+from relayq.api.validation import Field, upper_bound
 from relayq.domain.errors import ERROR_CODES
 
 INTRO = """# REST API reference
@@ -84,8 +84,8 @@ def _field_line(spec: Field) -> str:
         rules.append("required")
     if spec.minimum is not None:
         rules.append(("> " if spec.exclusive_minimum else "≥ ") + _number(spec.minimum))
-    if spec.maximum is not None:
-        rules.append(f"≤ {_number(spec.maximum)}" + (" (clamped)" if spec.clamp_max else ""))
+    if (top := upper_bound(spec)) is not None:
+        rules.append(f"≤ {_number(top)}" + (" (clamped)" if spec.clamp_max else ""))
     if spec.kind == "array":
         if spec.min_length is not None or spec.max_length is not None:
             rules.append(f"{spec.min_length or 0}–{spec.max_length} items" if spec.max_length is not None

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from relayq.api.http import REGISTRY, Endpoint
-from relayq.api.validation import Field
+from relayq.api.validation import Field, upper_bound
 from relayq.domain.errors import ERROR_CODES
 
 _KIND_SCHEMA: dict[str, dict[str, Any]] = {
@@ -47,8 +47,8 @@ def field_schema(spec: Field, *, query: bool = False) -> dict[str, Any]:
         schema["enum"] = list(spec.choices)
     if spec.minimum is not None:
         schema["exclusiveMinimum" if spec.exclusive_minimum else "minimum"] = spec.minimum
-    if spec.maximum is not None and not spec.clamp_max:
-        schema["maximum"] = spec.maximum
+    if (top := upper_bound(spec)) is not None and not spec.clamp_max:
+        schema["maximum"] = top
     if spec.kind == "array":
         if isinstance(spec.items, str):
             schema["items"] = dict(_KIND_SCHEMA[spec.items])

@@ -71,6 +71,14 @@ class Field:
         return self.spellings
 
 
+def upper_bound(spec: Field) -> float | None:
+    """The largest value `spec` accepts: its maximum, else the int32 range every int field keeps
+    (the columns are `integer`), for the reference and the OpenAPI document."""
+    if spec.maximum is not None:
+        return spec.maximum
+    return INT32_MAX if spec.kind == "int" else None
+
+
 def _fail(field: str, message: str) -> RelayError:
     return RelayError(400, "VALIDATION_ERROR", f"{field} {message}", details=[{"field": field, "message": message}])
 
