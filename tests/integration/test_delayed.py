@@ -64,12 +64,15 @@ async def test_a_delayed_message_is_promoted_when_due_and_wakes_a_long_poll(rela
     assert [m["id"] for m in await relay.messages.dequeue(queue, 5)] == [ready.id]
     assert await relay.messages.delays.run_once() == 0
     assert 0 < relay.messages.delays.next_due_in <= 0.4  # the loop would sleep until then
+    told: list[tuple[str, int]] = []  # what the event stream hears, to wake other processes' polls
+    relay.messages.delays.on_promoted.append(lambda q, n: told.append((q, n)))
     parked = asyncio.ensure_future(relay.messages.dequeue(queue, 1, wait=5))
     await asyncio.sleep(0.5)
     assert not parked.done()  # nothing dequeuable yet: the message is due, not promoted
     assert await relay.messages.delays.run_once() == 1  # the pass promotes it and wakes the parked poll
     got = await asyncio.wait_for(parked, 0.5)  # well before the poll's own 1 s recheck
     assert [m["id"] for m in got] == [later.id]
+    assert told == [(queue, 1)]
     assert relay.messages.delays.next_due_in == float("inf")
 
 

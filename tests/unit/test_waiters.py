@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
+
+from relayq.db.database import Database
 from relayq.services.changes import Change
-from relayq.services.events import _types
+from relayq.services.events import CHANNEL, DUE_EVENT, EventStream, _types
 from relayq.services.waiters import Waiters
 
 
@@ -36,3 +41,27 @@ def test_another_nodes_event_names_its_types_only_when_it_lists_every_message() 
     assert _types({"count": 2, "messages": [{"type": "A"}, {"type": "B"}]}) == {"A", "B"}
     assert _types({"count": 3, "messages": [{"type": "A"}]}) is None  # cut short for NOTIFY's size limit
     assert _types({"count": 1}) is None
+
+
+async def test_delayed_messages_made_due_elsewhere_wake_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process whose promotion loop made a queue's delayed messages due wakes its own polls;
+    the others' woke at their one-second recheck. A NOTIFY wake-up now reaches them, and stays a
+    wake-up: dashboards get no event for it."""
+    sent: list[str] = []
+
+    async def nothing() -> None:
+        return None
+
+    here = EventStream(cast(Database, None), Waiters(), window_ms=0)
+    monkeypatch.setattr(here, "_send", nothing)
+    here.wake_elsewhere("q", 2)
+    here.flush()
+    sent.extend(here.outbox)
+    assert len(sent) == 1 and DUE_EVENT in sent[0]
+
+    there = EventStream(cast(Database, None), Waiters(), window_ms=0)
+    dashboard = there.subscribe(full=True)
+    first, second, third = (there.waiters.arm("q") for _ in range(3))
+    there._on_notify(None, 0, CHANNEL, sent[0])
+    assert (first.is_set(), second.is_set(), third.is_set()) == (True, True, False)
+    assert dashboard.queue.empty()

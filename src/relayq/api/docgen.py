@@ -55,9 +55,9 @@ SEMANTICS = """
 - **Delayed delivery**: `delaySeconds` (0–2,592,000) on enqueue and nack. A waiting message
   becomes dequeuable at its `available_at`: each server's background loop sleeps until the
   earliest waiting message is due, never longer than `REAPER_INTERVAL_MS`, which bounds the
-  lateness even across restarts. Long-polls on the server that makes it dequeuable wake at
-  once, on other servers within a second. Waiting messages, however many, do not slow the
-  dequeue of due ones (docs/scaling.md).
+  lateness even across restarts. Long-polls wake at once, on every server (the one that makes
+  it dequeuable tells the others through NOTIFY). Waiting messages, however many, do not slow
+  the dequeue of due ones (docs/scaling.md).
 - **Idempotent enqueue**: `idempotencyKey` (1–255 chars); a repeat while a message with that
   key exists in the queue answers `200 {"duplicate": true, "id": <existing>}`. Standard and
   unlogged queues enforce it with a unique index; partitioned queues (where no unique index can

@@ -1,8 +1,9 @@
 """Delayed messages join the dequeue index when their time comes (migration 0015).
 
 A queued message whose `available_at` is in the future (a delayed enqueue, a nack's or the
-reaper's backoff) is stored with `delayed = true`, outside the dequeue index, so dequeues never
-walk past it. This loop clears the flag once it is due and wakes the queue's parked long-polls.
+reaper's backoff) is stored with `delayed = true`, in a range of the dequeue index of its own,
+so dequeues never walk past it. This loop clears the flag once it is due and wakes the queue's
+parked long-polls, here and (through the event stream's NOTIFY) in the other server processes.
 
 It sleeps until the earliest delayed message in the database is due, at most `interval`
 seconds (so messages delayed by other server processes are never later than that), and an
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 
 from relayq.db.database import Database
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
@@ -34,6 +36,8 @@ class DuePromoter:
         self.waiters = waiters
         self.interval = interval
         self.promoted = 0
+        # Told (queue, count) after each promotion: the event stream wakes other processes' polls.
+        self.on_promoted: list[Callable[[str, int], None]] = []
         self.next_due_in = math.inf  # seconds from the last pass until the next delayed message is due
         self._wake = asyncio.Event()
         self._deadline = math.inf  # loop.time() of the next pass
@@ -60,6 +64,8 @@ class DuePromoter:
                         continue
                     promoted += row["n"]
                     self.waiters.wake(row["queue_name"], row["n"])
+                    for listener in self.on_promoted:
+                        listener(row["queue_name"], row["n"])
                 total += promoted
                 if promoted >= BATCH:
                     more.append(kind)

@@ -41,6 +41,8 @@ MAX_MESSAGES = 100  # message objects per "entering" event
 MAX_MESSAGE_PAYLOAD = 4096  # bytes of payload JSON shown per message
 SUBSCRIBER_QUEUE = 1000
 MAX_PENDING_NOTIFICATIONS = 1000
+# A cross-process wake-up for delayed messages made due (EventStream.wake_elsewhere); not an SSE event.
+DUE_EVENT = "relay-due"
 
 ENTER_TYPE = {"queued": "enqueue", "processing": "dequeue", "acknowledged": "acknowledge", "dead": "move_to_dlq",
               "archived": "archive"}
@@ -96,6 +98,7 @@ class EventStream:
         self.node = secrets.token_hex(6)
         self.subscribers: set[Subscriber] = set()
         self.pending: dict[tuple[str | None, str | None, bool], _Delta] = {}
+        self.due: dict[str, int] = {}  # queues whose delayed messages this process made due
         self.outbox: deque[str] = deque(maxlen=MAX_PENDING_NOTIFICATIONS)
         self.sent = 0
         self.received = 0
@@ -157,17 +160,30 @@ class EventStream:
         delay = max(0.0, self._last_flush + self.window - time.monotonic())
         self._scheduled = loop.call_later(delay, self.flush)
 
+    def wake_elsewhere(self, queue: str, count: int) -> None:
+        """Delayed messages of `queue` became due here: wake the other processes' long-polls too.
+
+        The promotion loop of whichever process gets there first makes them dequeuable and wakes
+        its own parked requests; the others' only noticed at their one-second recheck.
+        """
+        self.due[queue] = self.due.get(queue, 0) + count
+        self._schedule()
+
     # ----- events out --------------------------------------------------------------------
     def flush(self) -> None:
         """Turn the window's deltas into events: deliver locally now, queue one NOTIFY for the others."""
         self._scheduled = None
         self._last_flush = time.monotonic()
-        if not self.pending:
+        if not self.pending and not self.due:
             return
         deltas, self.pending = list(self.pending.values()), {}
         now_ms = int(time.time() * 1000)
         events = [_event(d, now_ms) for d in deltas]
         self.deliver(events)
+        # Wake-ups only: never delivered to dashboards (the messages' counts did not change).
+        events += [{"type": DUE_EVENT, "queue": q, "timestamp": now_ms, "payload": {"count": n}}
+                   for q, n in self.due.items()]
+        self.due = {}
         for payload in _notifications(self.node, events):
             self.outbox.append(payload)
         if self._sender is None or self._sender.done():
@@ -276,7 +292,9 @@ class EventStream:
             body = event.get("payload") or {}
             if event.get("type") == "enqueue" and body.get("status") == "queued" and event.get("queue"):
                 self.waiters.wake(event["queue"], int(body.get("count") or 1), _types(body))
-        self.deliver(events)
+            elif event.get("type") == DUE_EVENT and isinstance(event.get("queue"), str):
+                self.waiters.wake(event["queue"], int(body.get("count") or 1))
+        self.deliver([e for e in events if e.get("type") != DUE_EVENT])
 
 
 def _types(body: Mapping[str, Any]) -> set[str | None] | None:

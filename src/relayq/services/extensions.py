@@ -51,6 +51,7 @@ async def install(relay: Relay) -> None:
         relay.hub.subscribe(stats.on_change)
     events = EventStream(relay.db, relay.waiters, settings.event_flush_ms)
     relay.hub.subscribe(events.on_change)
+    relay.messages.delays.on_promoted.append(events.wake_elsewhere)
     retention = ActivityRetention(store, settings.activity_log_retention_hours,
                                   settings.activity_retention_interval_seconds)
     ext = relay.extensions = Extensions(store, activity, stats, events, retention)
