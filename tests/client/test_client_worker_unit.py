@@ -145,3 +145,17 @@ def test_describe_exception_is_bounded() -> None:
     assert describe_exception(KeyError("k")) == "KeyError: 'k'"
     assert describe_exception(RuntimeError()) == "RuntimeError"
     assert len(describe_exception(ValueError("x" * 5000))) == 2000
+
+
+async def test_idle_worker_with_a_zero_poll_timeout_does_not_spin() -> None:
+    fake = FakeRelay(0)  # answers an empty fetch at once, as a server does for timeout=0
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run_async())
+    await asyncio.sleep(1.5)
+    worker.stop()
+    await asyncio.wait_for(task, 5)
+    assert len(fake.fetches) <= 3  # about one empty poll a second, not thousands

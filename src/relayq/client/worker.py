@@ -54,6 +54,9 @@ _TRANSIENT = (RelayConnectionError, DatabaseUnavailableError, ServerError, Queue
 # Answers meaning our lease is gone; the message is someone else's now.
 _LEASE_GONE = (LockLostError, MessageNotFoundError, InvalidStateError)
 _MAX_ERROR_TEXT = 2000
+# An empty fetch that came back sooner than this (a poll timeout of 0, or a server that answers
+# early) waits out the rest before the queue is polled again: no tight loop while idle.
+_MIN_EMPTY_POLL_INTERVAL = 1.0
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -273,6 +276,7 @@ class Worker:
             while taken < self.batch_size and not slots.locked():
                 await slots.acquire()
                 taken += 1
+            polled_at = time.monotonic()
             try:
                 # Not cancelled on stop: a poll cut short could lease messages nobody handles.
                 messages = await client.dequeue_batch(
@@ -301,6 +305,10 @@ class Worker:
                 task = asyncio.create_task(self._process(client, threads, slots, message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
+            if not messages:
+                idle = _MIN_EMPTY_POLL_INTERVAL - (time.monotonic() - polled_at)
+                if idle > 0:
+                    await self._unless_stopping(asyncio.sleep(idle))
 
     # -- processing ------------------------------------------------------------------------
 
