@@ -159,3 +159,27 @@ async def test_idle_worker_with_a_zero_poll_timeout_does_not_spin() -> None:
     worker.stop()
     await asyncio.wait_for(task, 5)
     assert len(fake.fetches) <= 3  # about one empty poll a second, not thousands
+
+
+async def test_ack_that_fails_while_the_server_is_down_is_retried() -> None:
+    fake = FakeRelay(1)
+    failures = [relay.RelayConnectionError("connection refused")] * 2
+    attempts = 0
+    ack = fake.ack
+
+    async def flaky_ack(message: relay.Message) -> None:
+        nonlocal attempts
+        attempts += 1
+        if failures:
+            raise failures.pop()
+        await ack(message)
+
+    fake.ack = flaky_ack  # type: ignore[method-assign]
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: fake.acked == ["m0"])
+    assert attempts == 3  # not given up: a lost ack means a second run after the lease expires
+    assert worker.processed == 1

@@ -50,7 +50,8 @@ Handler = Callable[[Message], Any]
 T = TypeVar("T")
 
 # Errors after which fetching is retried: the server or its database may come back.
-_TRANSIENT = (RelayConnectionError, DatabaseUnavailableError, ServerError, QueueNotFoundError)
+_UNAVAILABLE = (RelayConnectionError, DatabaseUnavailableError, ServerError)
+_TRANSIENT = (*_UNAVAILABLE, QueueNotFoundError)
 # Answers meaning our lease is gone; the message is someone else's now.
 _LEASE_GONE = (LockLostError, MessageNotFoundError, InvalidStateError)
 _MAX_ERROR_TEXT = 2000
@@ -328,9 +329,10 @@ class Worker:
             except asyncio.CancelledError:
                 keeper.cancel()
                 await self._settle(
-                    client.nack(message, error="Worker shut down before the handler finished"),
+                    lambda: client.nack(message, error="Worker shut down before the handler finished"),
                     message,
                     "release",
+                    retry=False,  # shutting down: the lease's expiry returns the message anyway
                 )
                 raise
             except Exception as exc:
@@ -343,10 +345,11 @@ class Worker:
                     describe_exception(exc),
                     exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
                 )
-                await self._settle(client.nack(message, error=describe_exception(exc)), message, "nack")
+                reason = describe_exception(exc)
+                await self._settle(lambda: client.nack(message, error=reason), message, "nack")
             else:
                 keeper.cancel()
-                if await self._settle(client.ack(message), message, "ack"):
+                if await self._settle(lambda: client.ack(message), message, "ack"):
                     self.processed += 1
                     logger.debug("message %s done in %.3fs", message.id, time.monotonic() - started)
         finally:
@@ -361,18 +364,37 @@ class Worker:
         else:
             await threads.run(self.handler, message)
 
-    async def _settle(self, outcome: Awaitable[object], message: Message, action: str) -> bool:
-        """Ack or nack; a lost lease is expected (someone else has the message), not a crash."""
-        try:
-            await outcome
-        except _LEASE_GONE as exc:
-            logger.warning("%s of message %s skipped: lease lost (%s)", action, message.id, exc.code)
-            return False
-        except RelayError as exc:
-            # The message comes back when its lease expires; at-least-once holds.
-            logger.error("%s of message %s failed: %s", action, message.id, exc)
-            return False
-        return True
+    async def _settle(
+        self, send: Callable[[], Awaitable[object]], message: Message, action: str, *, retry: bool = True
+    ) -> bool:
+        """Ack or nack; a lost lease is expected (someone else has the message), not a crash.
+
+        With ``retry``, an ack or nack that fails because the server or its database is out is
+        repeated with backoff until the server answers (the lock token fences the repeats):
+        giving up would hand a finished message back for a second run once its lease expires.
+        """
+        backoff = 0.0
+        while True:
+            try:
+                await send()
+            except _LEASE_GONE as exc:
+                logger.warning("%s of message %s skipped: lease lost (%s)", action, message.id, exc.code)
+                return False
+            except _UNAVAILABLE as exc:
+                if not retry:
+                    logger.error("%s of message %s failed: %s", action, message.id, exc)
+                    return False
+                backoff = min(max(backoff * 2, 0.5), 10.0)
+                logger.warning(
+                    "%s of message %s failed: %s; retrying in %.1fs", action, message.id, exc, backoff
+                )
+                await asyncio.sleep(backoff)
+                continue
+            except RelayError as exc:
+                # The message comes back when its lease expires; at-least-once holds.
+                logger.error("%s of message %s failed: %s", action, message.id, exc)
+                return False
+            return True
 
     async def _keep_lease(self, client: AsyncClient, message: Message, lease: float) -> None:
         """Extend the lease every third of its length so a long handler keeps its message."""
