@@ -183,3 +183,27 @@ async def test_ack_that_fails_while_the_server_is_down_is_retried() -> None:
     await run_until(worker, lambda: fake.acked == ["m0"])
     assert attempts == 3  # not given up: a lost ack means a second run after the lease expires
     assert worker.processed == 1
+
+
+class TwoQueueRelay(FakeRelay):
+    """FakeRelay whose messages all sit in the ``busy`` queue; an empty queue long-polls."""
+
+    async def dequeue_batch(
+        self, count: int, queue: str | None = None, **options: Any
+    ) -> list[relay.Message]:
+        if queue != "busy" or not self.queued:
+            await asyncio.sleep(options.get("wait", 0))
+            return []
+        return await super().dequeue_batch(count, queue, **options)
+
+
+async def test_an_idle_queue_does_not_starve_a_busy_one_of_the_slots() -> None:
+    fake = TwoQueueRelay(10)
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    # One slot, two queues: the idle queue's 2 s long poll held the only slot, one message per poll.
+    worker = relay.Worker(handler, ["idle", "busy"], client=fake, concurrency=1, poll_timeout=2)  # type: ignore[arg-type]
+    await run_until(worker, lambda: len(fake.acked) == 10, limit=3)  # was ~20 s
+    assert worker.processed == 10

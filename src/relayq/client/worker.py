@@ -179,6 +179,7 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._force = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._slot_waiters = 0  # fetch loops (one per queue) waiting for a free slot
 
     # -- control ---------------------------------------------------------------------------
 
@@ -269,7 +270,11 @@ class Worker:
         assert self._stopping is not None
         backoff = 0.0
         while not self._stopping.is_set():
-            got_slot, _ = await self._unless_stopping(slots.acquire())
+            self._slot_waiters += 1
+            try:
+                got_slot, _ = await self._unless_stopping(slots.acquire())
+            finally:
+                self._slot_waiters -= 1
             if not got_slot:
                 return
             # Fill every free slot with one request instead of one request per message.
@@ -277,13 +282,17 @@ class Worker:
             while taken < self.batch_size and not slots.locked():
                 await slots.acquire()
                 taken += 1
+            # A long poll holds its slots until it returns. When another queue's loop is waiting
+            # for one, look without waiting, so an idle queue cannot keep a busy one from its
+            # slots for a whole poll timeout (with fewer slots than queues it did every time).
+            wait = 0.0 if self._slot_waiters else self.poll_timeout
             polled_at = time.monotonic()
             try:
                 # Not cancelled on stop: a poll cut short could lease messages nobody handles.
                 messages = await client.dequeue_batch(
                     taken,
                     queue,
-                    wait=self.poll_timeout,
+                    wait=wait,
                     type=self.type,
                     consumer_id=self.consumer_id,
                     ack_timeout=self.ack_timeout,
