@@ -207,3 +207,28 @@ async def test_an_idle_queue_does_not_starve_a_busy_one_of_the_slots() -> None:
     worker = relay.Worker(handler, ["idle", "busy"], client=fake, concurrency=1, poll_timeout=2)  # type: ignore[arg-type]
     await run_until(worker, lambda: len(fake.acked) == 10, limit=3)  # was ~20 s
     assert worker.processed == 10
+
+
+async def test_an_ack_answered_with_500_is_retried_a_few_times_not_forever() -> None:
+    """A 500 is a fault, not an outage: retried until the server answered, it held the slot until
+    shutdown. A proxy's 502 while the server restarts is an outage, and is retried until over."""
+    fake = FakeRelay(2)
+    answers = {"m0": [relay.ServerError("boom", status=500, code="INTERNAL_ERROR")] * 10,
+               "m1": [relay.ServerError("bad gateway", status=502, code="UNKNOWN")] * 4}  # beyond the 500s' 3
+    attempts = {"m0": 0, "m1": 0}
+    ack = fake.ack
+
+    async def flaky_ack(message: relay.Message) -> None:
+        attempts[message.id] += 1
+        if answers[message.id]:
+            raise answers[message.id].pop()
+        await ack(message)
+
+    fake.ack = flaky_ack  # type: ignore[method-assign]
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05, concurrency=2)  # type: ignore[arg-type]
+    await run_until(worker, lambda: fake.acked == ["m1"] and attempts["m0"] == 4, limit=30)
+    assert attempts["m0"] == 4 and worker.processed == 1  # 1 try + 3 retries, then left to its lease

@@ -55,6 +55,8 @@ _TRANSIENT = (*_UNAVAILABLE, QueueNotFoundError)
 # Answers meaning our lease is gone; the message is someone else's now.
 _LEASE_GONE = (LockLostError, MessageNotFoundError, InvalidStateError)
 _MAX_ERROR_TEXT = 2000
+# Retries of an ack or nack the server answered with a plain 500 (outages are retried until over).
+_MAX_FAULT_RETRIES = 3
 # An empty fetch that came back sooner than this (a poll timeout of 0, or a server that answers
 # early) waits out the rest before the queue is polled again: no tight loop while idle.
 _MIN_EMPTY_POLL_INTERVAL = 1.0
@@ -383,6 +385,7 @@ class Worker:
         giving up would hand a finished message back for a second run once its lease expires.
         """
         backoff = 0.0
+        failures = 0
         while True:
             try:
                 await send()
@@ -390,7 +393,11 @@ class Worker:
                 logger.warning("%s of message %s skipped: lease lost (%s)", action, message.id, exc.code)
                 return False
             except _UNAVAILABLE as exc:
-                if not retry:
+                failures += 1
+                # A plain 500 is a fault, not an outage (a proxy's 502/504 while the server
+                # restarts is an outage): a few tries, not a slot held until shutdown.
+                broken = isinstance(exc, ServerError) and exc.status == 500 and failures > _MAX_FAULT_RETRIES
+                if not retry or broken:
                     logger.error("%s of message %s failed: %s", action, message.id, exc)
                     return False
                 backoff = min(max(backoff * 2, 0.5), 10.0)
