@@ -82,3 +82,20 @@ def test_consumer_counts_line_up_with_their_headers(page: Any, rest: RestClient,
     expect(headers.nth(1)).to_have_class("num")
     expect(headers.nth(3)).to_have_class("num")
     expect(headers.nth(4)).not_to_have_class("num")
+
+
+def test_the_main_list_says_when_a_delayed_message_becomes_available(page: Any, rest: RestClient,
+                                                                      base_url: str) -> None:
+    """A queued message that waits (delaySeconds, retry backoff) looked like any other, not being
+    dequeued for no visible reason: the main list and the details now show when it may be."""
+    queue = new_queue_name("delayed")
+    rest.call("POST", "/queues", {"name": queue})
+    later = rest.enqueue(queue, "later", {"n": 1}, delaySeconds=3600)
+    now = rest.enqueue(queue, "now", {"n": 2})
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    expect(page.get_by_test_id(f"available-{now}")).to_have_text("now")
+    expect(page.get_by_test_id(f"available-{later}").locator("time")).to_have_count(1)
+    page.get_by_test_id("sort-available_at").click()  # a sort the server accepts
+    expect(page.locator(ROWS)).to_have_count(2)
+    page.get_by_test_id(f"msg-id-{later}").click()
+    expect(page.get_by_test_id("message-details")).to_contain_text("Available")

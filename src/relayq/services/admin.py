@@ -34,6 +34,7 @@ SORT_COLUMNS: dict[str, str] = {
     for name in (
         "id", "type", "priority", "status", "attempt_count", "max_attempts", "created_at", "dequeued_at",
         "acknowledged_at", "locked_until", "consumer_id", "last_error", "payload_size", "queue_name",
+        "available_at",
     )
 }
 SORT_COLUMNS["payload"] = "m.payload::text"

@@ -94,6 +94,7 @@ function messageDetails(message) {
     detail(t('messages.priority'), message.priority),
     detail(t('messages.attempts'), `${message.attempt_count} / ${message.max_attempts}`),
     detail(t('messages.created'), fmtTime(message.created_at)),
+    message.status === 'queued' ? detail(t('messages.available'), fmtTime(message.available_at)) : null,
     detail(t('messages.consumer'), message.consumer_id ?? '—'),
     detail(t('messages.lastError'), message.last_error ?? '—'),
     detail(t('messages.size'), fmtBytes(message.payload_size)));

@@ -28,7 +28,10 @@ function columns(queueType) {
     ['created_at', 'messages.created', (m) => timeCell(m.created_at)],
   ];
   const extra = {
-    main: [],
+    // When a delayed message (delaySeconds, retry backoff) may be dequeued; "now" once it may.
+    main: [['available_at', 'messages.available', (m) => (m.available_at ?? 0) * 1000 > Date.now()
+      ? h('span', { class: 'waiting', 'data-testid': `available-${m.id}` }, timeCell(m.available_at))
+      : h('span', { class: 'muted', 'data-testid': `available-${m.id}` }, t('messages.availableNow'))]],
     processing: [
       ['consumer_id', 'messages.consumer', (m) => clipped(m.consumer_id)],
       ['locked_until', 'messages.leaseLeft', (m) => h('span', { class: 'lease', 'data-lease': m.locked_until ?? '',
