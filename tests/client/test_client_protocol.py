@@ -388,3 +388,28 @@ def test_sse_parser_handles_split_chunks_comments_and_multiline_data() -> None:
     assert events[0].data == {"type": "enqueue", "queue": "q"} and events[0].id == "17"
     assert events[1].data == "ping"
     assert events[2].data == "line1\nline2"
+
+
+ACKED = {"message": "Message is not in processing state (current: acknowledged)", "code": "INVALID_STATE"}
+
+
+def test_an_ack_repeated_after_a_broken_connection_that_finds_it_done_succeeds() -> None:
+    """The first ack went through but its answer was lost; the client repeats it (harmless) and
+    hears "current: acknowledged". That was raised as an error for an ack that had worked (the
+    worker then logged a lost lease and did not count the message)."""
+    client = relay.Client("http://example.invalid", retry=FAST)
+    client._transport = FakeTransport(TransportError("reset", sent=True), response(400, ACKED))  # type: ignore[assignment]
+    assert client.ack("m1", "tok") is None
+    # Without a repeat the same answer is someone else's ack (or a stale token): raised.
+    client._transport = FakeTransport(response(400, ACKED))  # type: ignore[assignment]
+    with pytest.raises(relay.InvalidStateError):
+        client.ack("m1", "tok")
+    # A repeat that finds the message queued again (lease reclaimed) is still an error.
+    queued = {"message": "Message is not in processing state (current: queued)", "code": "INVALID_STATE"}
+    client._transport = FakeTransport(TransportError("reset", sent=True), response(400, queued))  # type: ignore[assignment]
+    with pytest.raises(relay.InvalidStateError):
+        client.ack("m1", "tok")
+    aclient = relay.AsyncClient("http://example.invalid", retry=FAST)
+    fake = FakeTransport(TransportError("reset", sent=True), response(400, ACKED))
+    aclient._transport.send = fake.send_async  # type: ignore[method-assign]
+    assert asyncio.run(aclient.ack("m1", "tok")) is None

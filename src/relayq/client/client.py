@@ -17,7 +17,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from relayq.client import protocol
 from relayq.client.async_transport import AsyncTransport
-from relayq.client.errors import DatabaseUnavailableError, RelayConnectionError
+from relayq.client.errors import APIError, DatabaseUnavailableError, RelayConnectionError
 from relayq.client.models import Event
 from relayq.client.protocol import Call, RetryPolicy, SSEParser, TransportError
 from relayq.client.sync_transport import SyncTransport
@@ -105,11 +105,17 @@ class Client:
     def execute(self, call: Call[T]) -> T:
         """Send a call, retrying as the policy allows, and parse its response."""
         attempt = 1
+        repeat = False
         while True:
             try:
                 return call.parse(self._transport.send(call.request))
             except (TransportError, DatabaseUnavailableError) as exc:
                 delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc)
+                repeat = repeat or protocol.may_have_landed(exc)
+            except APIError as exc:
+                if repeat and call.on_repeat is not None:
+                    return call.on_repeat(exc)
+                raise
             time.sleep(delay)
             attempt += 1
 
@@ -185,11 +191,17 @@ class AsyncClient:
     async def execute(self, call: Call[T]) -> T:
         """Send a call, retrying as the policy allows, and parse its response."""
         attempt = 1
+        repeat = False
         while True:
             try:
                 return call.parse(await self._transport.send(call.request))
             except (TransportError, DatabaseUnavailableError) as exc:
                 delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc)
+                repeat = repeat or protocol.may_have_landed(exc)
+            except APIError as exc:
+                if repeat and call.on_repeat is not None:
+                    return call.on_repeat(exc)
+                raise
             await asyncio.sleep(delay)
             attempt += 1
 

@@ -21,6 +21,7 @@ import msgspec
 from relayq.client.errors import (
     APIError,
     DatabaseUnavailableError,
+    InvalidStateError,
     RelayConnectionError,
     error_from_response,
 )
@@ -77,6 +78,9 @@ class Call(Generic[T]):
 
     request: Request
     parse: Callable[[Response], T]
+    # After a repeat of a request that may have reached the server, the error answer that means
+    # the first attempt did its work is turned into the result here (anything else: raised).
+    on_repeat: Callable[[APIError], T] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,8 +289,16 @@ def ack(message: Message | str, lock_token: str | None = None) -> Call[None]:
     """Acknowledge a leased message; raises :class:`LockLostError` when the lease was lost."""
     message_id, token = _message_ref(message, lock_token)
     body = encode_json(_without_none(id=message_id, lock_token=token))
-    # Repeating an ack cannot complete anything twice: the second one answers INVALID_STATE.
-    return Call(Request("POST", _api("/queue/ack"), body=body, idempotent=True), _ignore)
+    # Repeating an ack cannot complete anything twice: the second one answers INVALID_STATE,
+    # which after a broken connection means the first one went through.
+    return Call(Request("POST", _api("/queue/ack"), body=body, idempotent=True), _ignore, _acked_before)
+
+
+def _acked_before(error: APIError) -> None:
+    """A repeated ack answered "current: acknowledged" (API.md §3): the first attempt landed."""
+    if isinstance(error, InvalidStateError) and "(current: acknowledged)" in error.message:
+        return None
+    raise error
 
 
 def _ack_items(
@@ -654,6 +666,11 @@ class TransportError(Exception):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
+
+
+def may_have_landed(error: Exception) -> bool:
+    """Whether a failed attempt may have reached the server (and done its work)."""
+    return isinstance(error, TransportError) and error.sent
 
 
 def next_delay(policy: RetryPolicy, request: Request, attempt: int, error: Exception) -> float:
