@@ -232,3 +232,29 @@ async def test_an_ack_answered_with_500_is_retried_a_few_times_not_forever() -> 
     worker = relay.Worker(handler, client=fake, poll_timeout=0.05, concurrency=2)  # type: ignore[arg-type]
     await run_until(worker, lambda: fake.acked == ["m1"] and attempts["m0"] == 4, limit=30)
     assert attempts["m0"] == 4 and worker.processed == 1  # 1 try + 3 retries, then left to its lease
+
+
+async def test_shutdown_does_not_cancel_an_ack_under_way() -> None:
+    """At the shutdown deadline (or a second signal) every in-flight task was cancelled, an ack
+    under way too: the finished message then came back after its lease for a second run. An ack
+    already sent gets SETTLE_GRACE; a handler still running is released as before."""
+    fake = FakeRelay(2)
+    ack = fake.ack
+    acking = asyncio.Event()
+
+    async def slow_ack(message: relay.Message) -> None:
+        acking.set()
+        await asyncio.sleep(0.5)  # a slow answer, e.g. the server under load
+        await ack(message)
+
+    fake.ack = slow_ack  # type: ignore[method-assign]
+
+    async def handler(message: relay.Message) -> None:
+        if message.id == "m1":
+            await asyncio.sleep(60)  # stuck: released at the deadline
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05, shutdown_timeout=0.1,  # type: ignore[arg-type]
+                          concurrency=2)
+    await run_until(worker, acking.is_set)
+    assert fake.acked == ["m0"]
+    assert fake.nacked == [("m1", "Worker shut down before the handler finished")]

@@ -57,6 +57,8 @@ _LEASE_GONE = (LockLostError, MessageNotFoundError, InvalidStateError)
 _MAX_ERROR_TEXT = 2000
 # Retries of an ack or nack the server answered with a plain 500 (outages are retried until over).
 _MAX_FAULT_RETRIES = 3
+# At shutdown, how long an ack or nack already under way may still take (an outage retries it).
+SETTLE_GRACE = 5.0
 # An empty fetch that came back sooner than this (a poll timeout of 0, or a server that answers
 # early) waits out the rest before the queue is polled again: no tight loop while idle.
 _MIN_EMPTY_POLL_INTERVAL = 1.0
@@ -181,6 +183,7 @@ class Worker:
         self._stopping: asyncio.Event | None = None
         self._force = False
         self._inflight: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[None]] = set()  # handler done, its ack or nack under way
         self._slot_waiters = 0  # fetch loops (one per queue) waiting for a free slot
 
     # -- control ---------------------------------------------------------------------------
@@ -357,15 +360,23 @@ class Worker:
                     exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
                 )
                 reason = describe_exception(exc)
+                self._mark_settling()
                 await self._settle(lambda: client.nack(message, error=reason), message, "nack")
             else:
                 keeper.cancel()
+                self._mark_settling()
                 if await self._settle(lambda: client.ack(message), message, "ack"):
                     self.processed += 1
                     logger.debug("message %s done in %.3fs", message.id, time.monotonic() - started)
         finally:
             keeper.cancel()
             slots.release()
+            self._settling.discard(asyncio.current_task())
+
+    def _mark_settling(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._settling.add(task)
 
     async def _call_handler(self, threads: HandlerThreads | None, message: Message) -> None:
         if threads is None:
@@ -430,6 +441,11 @@ class Worker:
         deadline = time.monotonic() + self.shutdown_timeout
         while self._inflight and not self._force and time.monotonic() < deadline:
             await asyncio.wait(set(self._inflight), timeout=min(0.1, max(deadline - time.monotonic(), 0)))
+        # A message whose handler has finished is done: cancelling its ack would hand it back for a
+        # second run once the lease expires. Its ack (or nack) gets SETTLE_GRACE to get through.
+        settling = self._inflight & self._settling
+        if settling:
+            await asyncio.wait(settling, timeout=SETTLE_GRACE)
         pending = set(self._inflight)
         if pending:
             logger.warning("releasing %d in-flight message(s)", len(pending))
