@@ -258,3 +258,57 @@ async def test_shutdown_does_not_cancel_an_ack_under_way() -> None:
     await run_until(worker, acking.is_set)
     assert fake.acked == ["m0"]
     assert fake.nacked == [("m1", "Worker shut down before the handler finished")]
+
+
+async def test_an_ack_that_landed_before_the_connection_broke_counts_as_done() -> None:
+    """The client's quick tries ran out mid-outage and the worker retried the ack itself; the
+    answer "current: acknowledged" then meant its own first attempt had landed, not a lost lease."""
+    fake = FakeRelay(1)
+    acked_status = relay.InvalidStateError(
+        "Message is not in processing state (current: acknowledged)", status=400, code="INVALID_STATE")
+    answers: list[Exception] = [acked_status, relay.RelayConnectionError("reset after sending")]
+
+    async def ack(message: relay.Message) -> None:
+        raise answers.pop()
+
+    fake.ack = ack  # type: ignore[method-assign]
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: not answers)
+    assert worker.processed == 1
+
+
+async def test_a_second_signal_releases_running_handlers_before_waiting_for_acks() -> None:
+    fake = FakeRelay(2)
+    acking = asyncio.Event()
+    released = asyncio.Event()
+    ack, nack = fake.ack, fake.nack
+
+    async def slow_ack(message: relay.Message) -> None:
+        acking.set()
+        await asyncio.sleep(1.0)
+        await ack(message)
+
+    async def watched_nack(message: relay.Message, *, error: str | None = None) -> relay.NackResult:
+        released.set()
+        return await nack(message, error=error)
+
+    fake.ack, fake.nack = slow_ack, watched_nack  # type: ignore[method-assign]
+
+    async def handler(message: relay.Message) -> None:
+        if message.id == "m1":
+            await asyncio.sleep(60)
+
+    worker = relay.Worker(handler, client=fake, poll_timeout=0.05, concurrency=2)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run_async())
+    await asyncio.wait_for(acking.wait(), 5)
+    worker.stop()
+    await asyncio.sleep(0.05)
+    worker.stop()  # the second signal
+    await asyncio.wait_for(released.wait(), 0.5)  # released while m0's ack is still under way
+    assert fake.acked == []
+    await asyncio.wait_for(task, 5)
+    assert fake.acked == ["m0"]

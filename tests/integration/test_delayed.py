@@ -64,15 +64,19 @@ async def test_a_delayed_message_is_promoted_when_due_and_wakes_a_long_poll(rela
     assert [m["id"] for m in await relay.messages.dequeue(queue, 5)] == [ready.id]
     assert await relay.messages.delays.run_once() == 0
     assert 0 < relay.messages.delays.next_due_in <= 0.4  # the loop would sleep until then
-    told: list[tuple[str, int]] = []  # what the event stream hears, to wake other processes' polls
-    relay.messages.delays.on_promoted.append(lambda q, n: told.append((q, n)))
-    parked = asyncio.ensure_future(relay.messages.dequeue(queue, 1, wait=5))
+    told: list[tuple[str, int, set[str]]] = []  # what the event stream hears, to wake other processes
+    relay.messages.delays.on_promoted.append(lambda q, n, types: told.append((q, n, types)))
+    # An older parked poll for another type must not take the wake-up (it would find nothing).
+    other = asyncio.ensure_future(relay.messages.dequeue(queue, 1, wait=5, type_filter="x"))
+    await asyncio.sleep(0.02)
+    parked = asyncio.ensure_future(relay.messages.dequeue(queue, 1, wait=5, type_filter="t"))
     await asyncio.sleep(0.5)
     assert not parked.done()  # nothing dequeuable yet: the message is due, not promoted
     assert await relay.messages.delays.run_once() == 1  # the pass promotes it and wakes the parked poll
-    got = await asyncio.wait_for(parked, 0.5)  # well before the poll's own 1 s recheck
+    got = await asyncio.wait_for(parked, 0.3)  # well before the poll's own 1 s recheck
     assert [m["id"] for m in got] == [later.id]
-    assert told == [(queue, 1)]
+    assert told == [(queue, 1, {"t"})]
+    other.cancel()
     assert relay.messages.delays.next_due_in == float("inf")
 
 
@@ -130,7 +134,7 @@ async def test_one_tables_backlog_of_due_messages_does_not_hold_up_anothers(
     (late,) = await relay.messages.enqueue([message("d_partitioned", 1, delay=0.001)])
     await asyncio.sleep(0.01)
     woken: list[str] = []
-    monkeypatch.setattr(relay.waiters, "wake", lambda queue, count=None: woken.append(queue))
+    monkeypatch.setattr(relay.waiters, "wake", lambda queue, count=None, types=None: woken.append(queue))
     assert await relay.messages.delays.run_once() == 1_001
     assert woken.index("d_partitioned") == 1, woken  # right after the first standard batch
     assert (await flags(relay, "d_partitioned"))[late.id] is False

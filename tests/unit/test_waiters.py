@@ -54,14 +54,15 @@ async def test_delayed_messages_made_due_elsewhere_wake_this_process(monkeypatch
 
     here = EventStream(cast(Database, None), Waiters(), window_ms=0)
     monkeypatch.setattr(here, "_send", nothing)
-    here.wake_elsewhere("q", 2)
+    here.wake_elsewhere("q", 2, {"a"})
     here.flush()
     sent.extend(here.outbox)
     assert len(sent) == 1 and DUE_EVENT in sent[0]
 
     there = EventStream(cast(Database, None), Waiters(), window_ms=0)
     dashboard = there.subscribe(full=True)
+    for_b = there.waiters.arm("q", "b")  # older, but for a type that did not become due
     first, second, third = (there.waiters.arm("q") for _ in range(3))
     there._on_notify(None, 0, CHANNEL, sent[0])
-    assert (first.is_set(), second.is_set(), third.is_set()) == (True, True, False)
+    assert (for_b.is_set(), first.is_set(), second.is_set(), third.is_set()) == (False, True, True, False)
     assert dashboard.queue.empty()

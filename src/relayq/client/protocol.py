@@ -296,9 +296,14 @@ def ack(message: Message | str, lock_token: str | None = None) -> Call[None]:
 
 def _acked_before(error: APIError) -> None:
     """A repeated ack answered "current: acknowledged" (API.md §3): the first attempt landed."""
-    if isinstance(error, InvalidStateError) and "(current: acknowledged)" in error.message:
+    if already_acknowledged(error):
         return None
     raise error
+
+
+def already_acknowledged(error: Exception) -> bool:
+    """The answer to an ack of a message that is acknowledged already (API.md §3's wording)."""
+    return isinstance(error, InvalidStateError) and "(current: acknowledged)" in error.message
 
 
 def _ack_items(

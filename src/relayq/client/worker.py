@@ -41,6 +41,7 @@ from relayq.client.errors import (
     ServerError,
 )
 from relayq.client.models import Message
+from relayq.client.protocol import already_acknowledged
 
 logger = logging.getLogger("relayq.worker")
 
@@ -396,18 +397,22 @@ class Worker:
         giving up would hand a finished message back for a second run once its lease expires.
         """
         backoff = 0.0
-        failures = 0
+        faults = 0
+        maybe_sent = False  # an earlier attempt may have reached the server and done its work
         while True:
             try:
                 await send()
             except _LEASE_GONE as exc:
+                if maybe_sent and action == "ack" and already_acknowledged(exc):
+                    return True  # our earlier attempt landed; only its answer was lost
                 logger.warning("%s of message %s skipped: lease lost (%s)", action, message.id, exc.code)
                 return False
             except _UNAVAILABLE as exc:
-                failures += 1
+                maybe_sent = maybe_sent or isinstance(exc, RelayConnectionError)
                 # A plain 500 is a fault, not an outage (a proxy's 502/504 while the server
                 # restarts is an outage): a few tries, not a slot held until shutdown.
-                broken = isinstance(exc, ServerError) and exc.status == 500 and failures > _MAX_FAULT_RETRIES
+                faults += isinstance(exc, ServerError) and exc.status == 500
+                broken = faults > _MAX_FAULT_RETRIES
                 if not retry or broken:
                     logger.error("%s of message %s failed: %s", action, message.id, exc)
                     return False
@@ -443,10 +448,14 @@ class Worker:
             await asyncio.wait(set(self._inflight), timeout=min(0.1, max(deadline - time.monotonic(), 0)))
         # A message whose handler has finished is done: cancelling its ack would hand it back for a
         # second run once the lease expires. Its ack (or nack) gets SETTLE_GRACE to get through.
+        # Handlers still running are released first: a second signal means at once.
         settling = self._inflight & self._settling
+        running = self._inflight - settling
+        for task in running:
+            task.cancel()
         if settling:
             await asyncio.wait(settling, timeout=SETTLE_GRACE)
-        pending = set(self._inflight)
+        pending = set(self._inflight) | running
         if pending:
             logger.warning("releasing %d in-flight message(s)", len(pending))
             for task in pending:

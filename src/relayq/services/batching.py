@@ -60,6 +60,7 @@ class BatchBuffer(Generic[T]):
         self._lock = asyncio.Lock()
         self._retry_at = 0.0
         self._reported_drops = 0
+        self._last_batch = False  # stopping: the flush in progress ends after its current batch
         self._reported_at = 0.0
 
     # ----- producers -------------------------------------------------------------------
@@ -80,7 +81,7 @@ class BatchBuffer(Generic[T]):
         """Write everything waiting now, batch by batch; returns the cost written."""
         written = 0
         async with self._lock:
-            while self.items:
+            while self.items and not self._last_batch:
                 batch, cost = self._take()
                 try:
                     await self._write(batch)
@@ -113,12 +114,17 @@ class BatchBuffer(Generic[T]):
             if delay > 0:
                 await asyncio.sleep(delay)
             try:
-                await uncancelled(self.flush())  # at shutdown too: a batch is then written or put back
+                # At shutdown the batch in flight is still written or put back; close() writes the rest.
+                await uncancelled(self.flush(), on_cancel=self._stop_after_batch)
             except Exception:
                 log.exception("%s: flush failed", self.name)
 
+    def _stop_after_batch(self) -> None:
+        self._last_batch = True
+
     async def close(self) -> None:
         """Final flush at shutdown; whatever cannot be written within CLOSE_TIMEOUT is counted as dropped."""
+        self._last_batch = False
         try:
             await asyncio.wait_for(self.flush(), CLOSE_TIMEOUT)
         except Exception:

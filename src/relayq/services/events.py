@@ -98,7 +98,7 @@ class EventStream:
         self.node = secrets.token_hex(6)
         self.subscribers: set[Subscriber] = set()
         self.pending: dict[tuple[str | None, str | None, bool], _Delta] = {}
-        self.due: dict[str, int] = {}  # queues whose delayed messages this process made due
+        self.due: dict[str, tuple[int, set[str]]] = {}  # queues whose delayed messages this process made due
         self.outbox: deque[str] = deque(maxlen=MAX_PENDING_NOTIFICATIONS)
         self.sent = 0
         self.received = 0
@@ -160,13 +160,14 @@ class EventStream:
         delay = max(0.0, self._last_flush + self.window - time.monotonic())
         self._scheduled = loop.call_later(delay, self.flush)
 
-    def wake_elsewhere(self, queue: str, count: int) -> None:
+    def wake_elsewhere(self, queue: str, count: int, types: set[str]) -> None:
         """Delayed messages of `queue` became due here: wake the other processes' long-polls too.
 
         The promotion loop of whichever process gets there first makes them dequeuable and wakes
         its own parked requests; the others' only noticed at their one-second recheck.
         """
-        self.due[queue] = self.due.get(queue, 0) + count
+        before, known = self.due.get(queue, (0, set()))
+        self.due[queue] = (before + count, known | types)
         self._schedule()
 
     # ----- events out --------------------------------------------------------------------
@@ -181,8 +182,8 @@ class EventStream:
         events = [_event(d, now_ms) for d in deltas]
         self.deliver(events)
         # Wake-ups only: never delivered to dashboards (the messages' counts did not change).
-        events += [{"type": DUE_EVENT, "queue": q, "timestamp": now_ms, "payload": {"count": n}}
-                   for q, n in self.due.items()]
+        events += [{"type": DUE_EVENT, "queue": q, "timestamp": now_ms, "payload": {"count": n, "types": sorted(t)}}
+                   for q, (n, t) in self.due.items()]
         self.due = {}
         for payload in _notifications(self.node, events):
             self.outbox.append(payload)
@@ -293,7 +294,9 @@ class EventStream:
             if event.get("type") == "enqueue" and body.get("status") == "queued" and event.get("queue"):
                 self.waiters.wake(event["queue"], int(body.get("count") or 1), _types(body))
             elif event.get("type") == DUE_EVENT and isinstance(event.get("queue"), str):
-                self.waiters.wake(event["queue"], int(body.get("count") or 1))
+                types = body.get("types")
+                self.waiters.wake(event["queue"], int(body.get("count") or 1),
+                                  set(types) if isinstance(types, list) else None)
         self.deliver([e for e in events if e.get("type") != DUE_EVENT])
 
 

@@ -28,7 +28,7 @@ from relayq.services.delays import DuePromoter
 from relayq.services.queues import QueueRef, QueueService
 from relayq.services.waiters import Waiters
 
-# A parked long-poll re-checks at least this often (delayed messages becoming due, missed wake-ups).
+# A parked long-poll re-checks at least this often, for a missed wake-up (services/waiters.py).
 LONG_POLL_RECHECK_SECONDS = 1.0
 
 
@@ -424,9 +424,8 @@ class MessageService:
             action = "move_to_dlq" if row["status"] == "dead" else "nack"
             self.hub.publish(Change(action, row["queue_name"], rows=[row], at=now, consumer_id=row["prev_consumer_id"],
                                     error_reason=row["last_error"], batch_size=len(items) if batch else None))
-            due = row["available_at"] - now
-            if row["status"] == "queued" and due > 0:
-                self.delays.due_in(due)
+            if row["due_in"]:  # seconds, as the database counts them (not this host's clock)
+                self.delays.due_in(row["due_in"])
         await self._report_lock_lost("nack", settled, [(i[0], i[1]) for i in items])
         return settled
 

@@ -14,19 +14,26 @@ from relayq.domain.errors import RelayError
 T = TypeVar("T")
 
 
-async def uncancelled(work: Awaitable[T]) -> T:
+async def uncancelled(work: Awaitable[T], on_cancel: Callable[[], None] | None = None) -> T:
     """Await `work`; if the caller is cancelled meanwhile (shutdown), let `work` finish first.
 
     A flush cancelled inside its statement leaves what it carried neither known written (the
     statement may have committed) nor waiting: the stop hook's final flush leaves it out. Run to
-    its end, it is written, or put back for that final flush. The statements bound the wait.
+    its end, it is written, or put back for that final flush. `on_cancel` lets the work know, so
+    it stops after the statement in flight; the statements' timeouts bound the wait, and a
+    second cancel does not cut the statement either.
     """
     task = asyncio.ensure_future(work)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
+        if on_cancel is not None:
+            on_cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            while not task.done():
+                await asyncio.wait({task})
         with contextlib.suppress(Exception):
-            await task
+            task.result()
         raise
 
 

@@ -1,8 +1,9 @@
 """Long-poll waiters: a dequeue that found nothing parks here until a message may be available.
 
 Wake-ups come from in-process changes at once, and from other server processes through the
-cluster notifier. A parked request also re-checks at least every `recheck` seconds, which
-covers delayed messages becoming due; it never polls in a tight loop.
+cluster notifier; delayed messages becoming due wake them through services/delays.py, here and
+in the other processes. A parked request also re-checks every LONG_POLL_RECHECK_SECONDS, for a
+wake-up that was missed; it never polls in a tight loop.
 """
 
 from __future__ import annotations

@@ -135,7 +135,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $6::float8[]) AS i(id, token, re
 WHERE m.id = i.id {queue_filter:7} AND m.status = 'processing'
   AND (i.token IS NULL OR m.lock_token = i.token)
   AND prev.id = m.id AND prev.queue_id = m.queue_id
-RETURNING {event_columns}, prev.lock_token AS prev_lock_token, prev.consumer_id AS prev_consumer_id
+RETURNING {event_columns}, prev.lock_token AS prev_lock_token, prev.consumer_id AS prev_consumer_id,
+          CASE WHEN m.delayed THEN d.secs END AS due_in
 
 -- name: touch
 UPDATE {messages} AS m SET locked_until = now() + make_interval(secs => coalesce($3::float8, m.ack_timeout_seconds))
@@ -174,7 +175,8 @@ RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS pr
 -- Delayed messages whose time has come join the dequeue index (migration 0015): up to $1 of
 -- them, oldest due first, through messages_delayed_idx. SKIP LOCKED lets every server process
 -- run it; an admin move or delete holding a row lock only puts that row off to the next pass.
--- Answers how many each queue gained, for waking its parked long-polls, and one row more (queue
+-- Answers how many each queue gained and of which types, for waking its parked long-polls that
+-- can take them, and one row more (queue
 -- NULL) saying in how many seconds the next delayed message is due (NULL: none is waiting).
 WITH due AS (
     SELECT id, queue_id FROM {messages} AS m
@@ -186,9 +188,10 @@ WITH due AS (
     UPDATE {messages} AS m SET delayed = false
     FROM due AS d
     WHERE m.id = d.id AND m.queue_id = d.queue_id
-    RETURNING m.queue_name
+    RETURNING m.queue_name, m.type
 )
-SELECT queue_name, count(*)::int AS n, NULL::float8 AS next_due_in FROM promoted GROUP BY queue_name
+SELECT queue_name, count(*)::int AS n, array_agg(DISTINCT type) AS types, NULL::float8 AS next_due_in
+FROM promoted GROUP BY queue_name
 UNION ALL
-SELECT NULL, 0, extract(epoch FROM min(available_at) - now())::float8 FROM {messages}
+SELECT NULL, 0, NULL, extract(epoch FROM min(available_at) - now())::float8 FROM {messages}
 WHERE status = 'queued' AND delayed AND available_at > now()

@@ -10,6 +10,8 @@
 -- The new column has a constant default, so adding it rewrites nothing, but ALTER TABLE locks
 -- each message table (reads too) until the migration commits, after the flagging and the index
 -- builds: 5 s with 2,000,000 messages (1,000,000 queued) on the machine of docs/scaling.md.
+-- Servers of an older version still running afterwards claim with an ORDER BY that no longer
+-- matches the dequeue index (a sort of the backlog per claim): stop them first.
 ALTER TABLE relay.messages ADD COLUMN delayed boolean NOT NULL DEFAULT false;
 ALTER TABLE relay.messages_unlogged ADD COLUMN delayed boolean NOT NULL DEFAULT false;
 ALTER TABLE relay.messages_partitioned ADD COLUMN delayed boolean NOT NULL DEFAULT false;
