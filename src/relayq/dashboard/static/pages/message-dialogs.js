@@ -94,7 +94,8 @@ function messageDetails(message) {
     detail(t('messages.priority'), message.priority),
     detail(t('messages.attempts'), `${message.attempt_count} / ${message.max_attempts}`),
     detail(t('messages.created'), fmtTime(message.created_at)),
-    message.status === 'queued' ? detail(t('messages.available'), fmtTime(message.available_at)) : null,
+    message.status === 'queued' ? detail(t('messages.available'), (message.available_at ?? 0) * 1000 > Date.now()
+      ? fmtTime(message.available_at) : t('messages.availableNow')) : null,
     detail(t('messages.consumer'), message.consumer_id ?? '—'),
     detail(t('messages.lastError'), message.last_error ?? '—'),
     detail(t('messages.size'), fmtBytes(message.payload_size)));
