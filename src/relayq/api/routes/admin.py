@@ -256,14 +256,19 @@ async def move_messages(request: Request) -> Response:
     return ok({"message": f"{moved} messages moved successfully", "movedCount": moved})
 
 
-# Required (API.md §5) and checked, though the message's status is not matched against it: delete
-# takes a message whatever its status, as in the original; edit refuses a leased one by its status.
-QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",), doc=(
-    "required: main, processing, dead, acknowledged or archived (400 otherwise); the message's status"
-    " is not checked against it")),)
-EDIT_QUEUE_TYPE_PARAM = (Field("queueType", "str", aliases=("queue_type",), doc=(
-    "required: main, processing or dead (400 otherwise); the message's status is not checked against it"
-    " (a leased message gives 409)")),)
+EDITABLE_QUEUE_TYPES = ("main", "processing", "dead")
+
+
+def _queue_type_param(allowed: tuple[str, ...], note: str = "") -> tuple[Field]:
+    """`queueType` of the delete and edit endpoints: required (API.md §5) and checked by
+    queue_type_status against `allowed`, though not matched against the message's status."""
+    return (Field("queueType", "str", aliases=("queue_type",), doc=(
+        f"required: {', '.join(allowed[:-1])} or {allowed[-1]} (400 otherwise); the message's status is not"
+        f" checked against it{note}")),)
+
+
+QUEUE_TYPE_PARAM = _queue_type_param(QUEUE_TYPES)
+EDIT_QUEUE_TYPE_PARAM = _queue_type_param(EDITABLE_QUEUE_TYPES, " (a leased message gives 409)")
 
 
 @endpoint("DELETE", "/queue/message/{id}", summary="Delete one message (any status)", tag="admin",
@@ -306,8 +311,7 @@ EDIT_FIELDS = (
           responses={200: "updated", 404: "NOT_FOUND", 409: "INVALID_STATE (processing)"})
 async def edit_message(request: Request) -> Response:
     r = relay(request)
-    queue_type_status(parse_query(EDIT_QUEUE_TYPE_PARAM, request.query_params)["queueType"],
-                      ("main", "processing", "dead"))
+    queue_type_status(parse_query(EDIT_QUEUE_TYPE_PARAM, request.query_params)["queueType"], EDITABLE_QUEUE_TYPES)
     body = await read_json(request, optional=True)
     raw = require_object(body if body is not None else {})
     values = parse_fields(EDIT_FIELDS, raw)
