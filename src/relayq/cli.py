@@ -18,13 +18,20 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_NO_DATABASE = 3  # as the client commands' "server cannot be reached"
 
 
+def _embedded_data_dir(settings: Settings) -> Path:
+    """Where the embedded PostgreSQL keeps its data: RELAY_DATA_DIR, else the default."""
+    from relayq.db.embedded import default_data_dir
+
+    return Path(settings.data_dir) if settings.data_dir else default_data_dir()
+
+
 def _database_url(settings: Settings) -> str:
     """The configured database, or an embedded PostgreSQL started now."""
     if not settings.uses_embedded_database:
         return settings.dsn()
-    from relayq.db.embedded import EmbeddedPostgres, default_data_dir
+    from relayq.db.embedded import EmbeddedPostgres
 
-    data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+    data_dir = _embedded_data_dir(settings)
     print(f"relay: no DATABASE_URL or POSTGRES_HOST set; starting embedded PostgreSQL in {data_dir}", flush=True)
     url = EmbeddedPostgres(data_dir).start()
     print(f"relay: embedded PostgreSQL ready ({url})", flush=True)
@@ -115,9 +122,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     if settings.uses_embedded_database:
-        from relayq.db.embedded import default_data_dir
-
-        data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+        data_dir = _embedded_data_dir(settings)
         if not (data_dir / "PG_VERSION").exists():  # nothing there to compact: do not create a cluster
             print(f"relay: no database to compact: no embedded PostgreSQL in {data_dir}; set DATABASE_URL "
                   "(or POSTGRES_HOST), or RELAY_DATA_DIR to the server's data directory", file=sys.stderr)
