@@ -54,6 +54,11 @@ function timeLocale() {
   return browser.toLowerCase().startsWith('en') ? browser : 'en-GB';
 }
 
+/** Whether a queued message still waits for its `available_at` (delayed delivery, retry backoff). */
+export function isWaiting(message) {
+  return (message.available_at ?? 0) * 1000 > Date.now();
+}
+
 /** A <time> element for a timestamp (in a narrow table column, the time goes under the date). */
 export function timeCell(value) {
   return h('time', {}, fmtTime(value));

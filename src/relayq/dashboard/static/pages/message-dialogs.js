@@ -1,7 +1,7 @@
 // Dialogs that act on messages: create, edit, move, delete, and the per-message history
 // drawn from the activity log.
 import { api } from '../api.js';
-import { fmtBytes, fmtDuration, fmtTime, h } from '../dom.js';
+import { fmtBytes, fmtDuration, fmtTime, h, isWaiting } from '../dom.js';
 import { t } from '../i18n.js';
 import { confirmDialog, formDialog, openDialog, parseJsonField } from '../ui.js';
 
@@ -94,7 +94,7 @@ function messageDetails(message) {
     detail(t('messages.priority'), message.priority),
     detail(t('messages.attempts'), `${message.attempt_count} / ${message.max_attempts}`),
     detail(t('messages.created'), fmtTime(message.created_at)),
-    message.status === 'queued' ? detail(t('messages.available'), (message.available_at ?? 0) * 1000 > Date.now()
+    message.status === 'queued' ? detail(t('messages.available'), isWaiting(message)
       ? fmtTime(message.available_at) : t('messages.availableNow')) : null,
     detail(t('messages.consumer'), message.consumer_id ?? '—'),
     detail(t('messages.lastError'), message.last_error ?? '—'),

@@ -1,7 +1,9 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
 import { api, download } from '../api.js';
-import { clamped, clipped, coalesce, h, localInputToIso, preview, replace, select, timeCell } from '../dom.js';
+import {
+  clamped, clipped, coalesce, h, isWaiting, localInputToIso, preview, replace, select, timeCell,
+} from '../dom.js';
 import { t } from '../i18n.js';
 import { errorText, toast } from '../ui.js';
 import {
@@ -29,7 +31,7 @@ function columns(queueType) {
   ];
   const extra = {
     // When a delayed message (delaySeconds, retry backoff) may be dequeued; "now" once it may.
-    main: [['available_at', 'messages.available', (m) => (m.available_at ?? 0) * 1000 > Date.now()
+    main: [['available_at', 'messages.available', (m) => isWaiting(m)
       ? h('span', { class: 'waiting', 'data-testid': `available-${m.id}` }, timeCell(m.available_at))
       : h('span', { class: 'muted', 'data-testid': `available-${m.id}` }, t('messages.availableNow'))]],
     processing: [
