@@ -176,8 +176,8 @@ RETURNING {event_columns}, e.consumer_id AS prev_consumer_id, e.lock_token AS pr
 -- them, oldest due first, through messages_delayed_idx. SKIP LOCKED lets every server process
 -- run it; an admin move or delete holding a row lock only puts that row off to the next pass.
 -- Answers how many each queue gained and of which types, for waking its parked long-polls that
--- can take them, and one row more (queue
--- NULL) saying in how many seconds the next delayed message is due (NULL: none is waiting).
+-- can take them, and one row more (queue NULL) saying in how many seconds the next delayed
+-- message is due (NULL: none is waiting).
 WITH due AS (
     SELECT id, queue_id FROM {messages} AS m
     WHERE status = 'queued' AND delayed AND available_at <= now()
