@@ -75,6 +75,15 @@ async def measure(api: str, rounds: int, batch: int) -> dict[str, dict[str, floa
             "GET /queue/status (no lists)": ("/queue/status", {"include_messages": "false"}),
             "GET /queue/status?queueName (lists)": ("/queue/status", {"queueName": QUEUE}),
             "GET /queue/status (all queues, lists)": ("/queue/status", {}),
+            # The dashboard's message tabs: one page of a queue's list, in their default order.
+            "GET /queue/main/messages?queueName": ("/queue/main/messages", {
+                "queueName": QUEUE, "sortBy": "priority", "sortOrder": "desc", "limit": "50"}),
+            "GET /queue/acknowledged/messages?queueName": ("/queue/acknowledged/messages", {
+                "queueName": QUEUE, "sortBy": "acknowledged_at", "sortOrder": "desc", "limit": "50"}),
+            "GET /queue/main/messages (all queues)": ("/queue/main/messages", {
+                "sortBy": "priority", "sortOrder": "desc", "limit": "50"}),
+            "GET /queue/main/messages?queueName&filterType": ("/queue/main/messages", {
+                "queueName": QUEUE, "sortBy": "priority", "sortOrder": "desc", "limit": "50", "filterType": "type_1"}),
         }
         for label, (path, params) in endpoints.items():
             for _ in range(5):

@@ -25,7 +25,8 @@ def test_listing_filters_sort_and_paging(api: httpx.Client, queue: str) -> None:
     ids = fill(api, queue)
     base = {"queueName": queue}
     page = api.get("/queue/main/messages", params={**base, "limit": 3, "page": 1}).json()
-    assert page["pagination"] == {"total": 4, "page": 1, "limit": 3, "totalPages": 2, "hasMore": True}
+    assert page["pagination"] == {"total": 4, "page": 1, "limit": 3, "totalPages": 2, "hasMore": True,
+                                  "totalExact": True}
     assert len(page["messages"]) == 3
     emails = api.get("/queue/main/messages", params={**base, "filterType": "email"}).json()
     assert {m["id"] for m in emails["messages"]} == {ids[0], ids[2]}
@@ -49,6 +50,43 @@ def test_listing_filters_sort_and_paging(api: httpx.Client, queue: str) -> None:
     assert attempts["pagination"]["total"] == 0
     clamped = api.get("/queue/main/messages", params={**base, "limit": 5000}).json()
     assert clamped["pagination"]["limit"] == 1000
+
+
+def test_listing_pages_across_queues_follow_one_order(api: httpx.Client, queue: str) -> None:
+    """Each queue's part is cut to the page's end before the merge: the pages still follow one
+    order across queues, and none repeats or skips a message."""
+    other = f"{queue}-b"
+    api.post("/queues", json={"name": other}).raise_for_status()
+    try:
+        kind = f"pages-{queue}"
+        for i in range(12):
+            api.post("/queue/message", json={"type": kind, "payload": {"i": i}, "priority": i % 3,
+                                              "queue": queue if i % 2 else other}).raise_for_status()
+        params = {"filterType": kind, "sortBy": "priority", "sortOrder": "desc"}
+        whole = api.get("/queue/main/messages", params={**params, "limit": 100}).json()["messages"]
+        assert [m["priority"] for m in whole] == sorted((i % 3 for i in range(12)), reverse=True)
+        assert [m["payload"]["i"] for m in whole[:4]] == [2, 5, 8, 11]  # ties in creation order
+        pages = [api.get("/queue/main/messages", params={**params, "limit": 5, "page": n}).json() for n in (1, 2, 3)]
+        assert [m["id"] for p in pages for m in p["messages"]] == [m["id"] for m in whole]
+        assert [p["pagination"]["hasMore"] for p in pages] == [True, True, False]
+    finally:
+        api.delete(f"/queues/{other}")
+
+
+def test_listing_counts_from_counters_and_bounds_filtered_counts(api: httpx.Client, queue: str) -> None:
+    """Without filters the total is the counters' exact count; a filter counts at most 10,000
+    matches (or to the page's end) and says so with totalExact: false."""
+    items = [{"type": "bulk", "payload": {"i": i}, "queue": queue} for i in range(10_050)]
+    for start in range(0, len(items), 1000):
+        api.post("/queue/batch", json=items[start:start + 1000]).raise_for_status()
+    plain = api.get("/queue/main/messages", params={"queueName": queue, "limit": 10}).json()["pagination"]
+    assert (plain["total"], plain["totalExact"], plain["totalPages"]) == (10_050, True, 1005)
+    base = {"queueName": queue, "filterType": "bulk", "limit": 100}
+    bounded = api.get("/queue/main/messages", params=base).json()["pagination"]
+    assert (bounded["total"], bounded["totalExact"], bounded["hasMore"]) == (10_000, False, True)
+    deep = api.get("/queue/main/messages", params={**base, "page": 101}).json()
+    assert (deep["pagination"]["total"], deep["pagination"]["totalExact"]) == (10_050, True)
+    assert len(deep["messages"]) == 50 and deep["pagination"]["hasMore"] is False
 
 
 def test_listing_rejects_bad_parameters(api: httpx.Client, queue: str) -> None:

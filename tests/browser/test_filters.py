@@ -99,3 +99,18 @@ def test_the_main_list_says_when_a_delayed_message_becomes_available(page: Any, 
     expect(page.locator(ROWS)).to_have_count(2)
     page.get_by_test_id(f"msg-id-{later}").click()
     expect(page.get_by_test_id("message-details")).to_contain_text("Available")
+
+
+def test_a_bounded_count_reads_as_more_than(page: Any, rest: RestClient, base_url: str) -> None:
+    """A filtered listing counts at most 10,000 matches: the pager says "more than" and keeps
+    Next enabled, where it would otherwise claim an exact last page."""
+    queue = new_queue_name("bounded")
+    rest.call("POST", "/queues", {"name": queue})
+    for start in range(0, 10_050, 1000):
+        rest.call("POST", "/queue/batch", [{"queue": queue, "type": "bulk", "payload": {"n": n}}
+                                           for n in range(start, min(start + 1000, 10_050))])
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 201 · 10050 total")
+    page.get_by_test_id("filter-type").select_option("bulk")
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 200+ · more than 10000")
+    expect(page.get_by_test_id("page-next")).to_be_enabled()

@@ -44,8 +44,9 @@ async def test_listings_over_many_partitions_do_not_compile_each_one(partitions_
                                        "partition_interval": "hourly", "retention_interval": "1 day"})
         for i in range(0, QUEUES, 10):
             await fill_messages(conn, f"p{i}", "queued", 20, table="relay.messages_partitioned")
-        rows, total = await relay.admin.list_messages(MessageFilter(status="queued"), "created_at", "desc", 50, 0)
-        assert (len(rows), total) == (50, 120)
+        rows = await relay.admin.list_messages(MessageFilter(status="queued"), "created_at", "desc", 50, 0)
+        assert len(rows) == 50
+        assert await relay.admin.count_messages(MessageFilter(status="queued", types=["type_0"]), 50) == (30, True)
         status = await relay.admin.status(None, True)
         assert status["counts"]["queued"] == 120 and len(status["lists"]["queued"]) == 120
     finally:
@@ -80,14 +81,15 @@ async def test_one_partitioned_queue_is_read_from_its_own_partitions(own_dsn: st
             f"EXPLAIN SELECT m.id FROM {source}", *MessageFilter(queue="own1").args()))
         scanned = set(re.findall(r"messages_p(\d+)_", plan))
         assert scanned == {str(mine.id)}, plan
-        rows, total = await relay.admin.list_messages(MessageFilter(queue="own1"), "created_at", "asc", 50, 0)
-        assert total == 4 and {r["queue_name"] for r in rows} == {"own1"}
+        rows = await relay.admin.list_messages(MessageFilter(queue="own1"), "created_at", "asc", 50, 0)
+        assert len(rows) == 4 and {r["queue_name"] for r in rows} == {"own1"}
         status = await relay.admin.status("own1", True)
         assert len(status["lists"]["queued"]) == 4
         everything = await relay.admin.status(None, True)  # across queues: each queue its own part
         assert {m["queue_name"] for m in everything["lists"]["queued"]} >= set(names)
         await relay.queues.delete("own2", True)
-        assert await relay.admin.list_messages(MessageFilter(queue="own2"), "created_at", "asc", 50, 0) == ([], 0)
+        assert await relay.admin.list_messages(MessageFilter(queue="own2"), "created_at", "asc", 50, 0) == []
+        assert await relay.admin.count_messages(MessageFilter(status="queued", queue="own2"), 50) == (0, True)
     finally:
         await conn.close()
         await relay.stop()

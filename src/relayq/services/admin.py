@@ -39,6 +39,11 @@ SORT_COLUMNS: dict[str, str] = {
 }
 SORT_COLUMNS["payload"] = "m.payload::text"
 SORT_COLUMNS["error_message"] = "m.last_error"
+# Sort columns that can be NULL (schema.sql), the only ones _listing_order puts last explicitly.
+NULLABLE_SORTS = frozenset({"type", "payload", "dequeued_at", "acknowledged_at", "locked_until", "consumer_id",
+                            "last_error", "error_message"})
+# A filtered listing counts at most this many matches (or up to its page's end) per request.
+COUNT_CAP = 10_000
 
 # Status lists of GET /queue/status and their order (API.md §4).
 STATUS_ORDER: dict[str, str] = {
@@ -81,6 +86,11 @@ class MessageFilter:
             pattern = f"%{escaped}%"
         return [self.status, self.queue, list(self.types) if self.types else None, self.priority,
                 self.min_attempts, self.created_from, self.created_to, pattern]
+
+    def counted(self) -> bool:
+        """Whether the counters hold this filter's exact count: nothing beyond status and queue."""
+        return (self.types is None and self.priority is None and self.min_attempts is None
+                and self.created_from is None and self.created_to is None and not self.search)
 
 
 WHERE_SQL = f"""($1::text IS NULL OR m.status = $1)
@@ -131,25 +141,40 @@ class AdminService:
         return _union(tables) if tables else None
 
     async def list_messages(
-        self, flt: MessageFilter, sort: str, order: str, limit: int | None, offset: int
-    ) -> tuple[list[Mapping[str, Any]], int]:
-        """One page of messages and the total matching count."""
-        source = await self._source(flt.queue)
-        if source is None:
-            return [], 0
-        order_by = _listing_order(sort, order)
+        self, flt: MessageFilter, sort: str, order: str, limit: int, offset: int
+    ) -> list[Mapping[str, Any]]:
+        """One page of messages (page_sql): in an order an index keeps, the dashboard tabs'
+        default ones, 1-2 ms at a million messages, where sorting every match took 0.6-0.8 s."""
+        tables = await self._tables(flt.queue, reading=True)
+        if not tables:
+            return []
         try:
             async with self._reader() as tx:
-                rows = await tx.fetch(
-                    f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10",
-                    *flt.args(), limit, offset,
-                )
-                if limit is None:
-                    return rows, len(rows)
-                total = await tx.fetchval(f"SELECT count(*) FROM {source}", *flt.args())
+                return await tx.fetch(page_sql(tables, flt, sort, order), *flt.args(), limit, offset)
         except asyncpg.UndefinedTableError:  # a partitioned queue deleted since it was resolved
-            return [], 0
-        return rows, int(total)
+            return []
+
+    async def count_messages(self, flt: MessageFilter, upto: int) -> tuple[int, bool]:
+        """The listing's match count, and whether it is exact.
+
+        Exact from the counters when only status and queue filter (never count(*) over a
+        backlog per request); otherwise the matches are counted up to `upto` or COUNT_CAP,
+        whichever is more, and a larger count is reported as that bound, not exact.
+        """
+        if flt.status is not None and flt.counted():
+            rows = await self.queues.count_rows(flt.queue)
+            return sum(r["n"] for r in rows if r["status"] == flt.status), True
+        tables = await self._tables(flt.queue, reading=True)
+        if not tables:
+            return 0, True
+        cap = max(COUNT_CAP, upto)
+        try:
+            async with self._reader() as tx:
+                found: int = await tx.fetchval(
+                    f"SELECT count(*) FROM (SELECT 1 FROM {_union(tables)} LIMIT $9) c", *flt.args(), cap + 1)
+        except asyncpg.UndefinedTableError:
+            return 0, True
+        return min(found, cap), found <= cap
 
     async def iter_messages(
         self, flt: MessageFilter, sort: str, order: str, chunk: int = 1000
@@ -338,20 +363,39 @@ class AdminService:
         return total
 
 
+def page_sql(tables: Sequence[str], flt: MessageFilter, sort: str, order: str) -> str:
+    """A listing page over `tables`: WHERE_SQL's $1-$8, then LIMIT $9 OFFSET $10.
+
+    Each part of the union (each queue's, across queues, as GET /queue/status does) is cut to
+    the page's end in the page's order before the union is sorted: where an index keeps that
+    order, a page reads that many index entries rather than sorting every match."""
+    order_by = _listing_order(sort, order)
+    status = flt.status
+    source = _union(tables, top=order_by, limit="($9::bigint + $10::bigint)",
+                    per_queue=flt.queue is None and status is not None and status != "processing",
+                    ranges=STATUS_RANGES.get(status, ("",)) if status else ("",))
+    return f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10"
+
+
 def _listing_order(sort: str, order: str) -> str:
-    """ORDER BY of the listing and the export: the whitelisted column, then creation order."""
+    """ORDER BY of the listing and the export: the whitelisted column, then creation order.
+
+    NULLS LAST only where the column can be NULL: the planner does not know that a NOT NULL
+    column's rows are ordered alike either way, and would sort rather than read an index
+    (`priority DESC NULLS LAST` cannot come from the dequeue index's `priority DESC`)."""
     direction = "ASC" if order == "asc" else "DESC"
-    return f"{SORT_COLUMNS[sort]} {direction} NULLS LAST, m.created_at ASC, m.seq ASC"
+    nulls = " NULLS LAST" if sort in NULLABLE_SORTS else ""
+    return f"{SORT_COLUMNS[sort]} {direction}{nulls}, m.created_at ASC, m.seq ASC"
 
 
 def _union(tables: Sequence[str], top: str | None = None, per_queue: bool = False,
-           ranges: Sequence[str] = ("",)) -> str:
+           ranges: Sequence[str] = ("",), limit: str = "1000") -> str:
     """The tables' rows matching WHERE_SQL as one source aliased `m`. With `top`, each table
-    contributes only its first 1000 rows in that order (each queue's first 1000 with
+    contributes only its first `limit` rows in that order (each queue's first with
     `per_queue`), so each part reads an index rather than the union sorting every row
     (GET /queue/status over millions of messages). `ranges` splits each part further, by
     conditions that each name one ordered range of the index (STATUS_RANGES)."""
-    head = f" ORDER BY {top} LIMIT 1000" if top else ""
+    head = f" ORDER BY {top} LIMIT {limit}" if top else ""
     if per_queue:
         # m.queue_id = q.id lets each queue's part of the partitioned table read its own
         # partitions only (run-time pruning), not every partitioned queue's.

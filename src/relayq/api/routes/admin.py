@@ -72,19 +72,23 @@ def _filter(request: Request, status: str) -> tuple[MessageFilter, dict[str, Any
 
 
 @endpoint("GET", "/queue/{queueType}/messages", summary="Paginated, filtered, sorted message listing",
-          tag="admin", query=FILTER_QUERY + PAGE_QUERY)
+          tag="admin", query=FILTER_QUERY + PAGE_QUERY,
+          description="`pagination.total` is exact (`totalExact: true`) when only `queueName` filters: it "
+                      "comes from the counters. With any other filter at most 10,000 matches are counted "
+                      "(or up to the end of the page asked for, if further); a larger count is given as that "
+                      "bound with `totalExact: false` and `hasMore: true`.")
 async def list_messages(request: Request) -> Response:
     status = queue_type_status(request.path_params["queueType"])
     flt, params = _filter(request, status)
     page = parse_query(PAGE_QUERY, request.query_params)
     limit, number = page["limit"], page["page"]
-    rows, total = await relay(request).admin.list_messages(
-        flt, params["sortBy"], params["sortOrder"], limit, (number - 1) * limit
-    )
+    admin = relay(request).admin
+    rows = await admin.list_messages(flt, params["sortBy"], params["sortOrder"], limit, (number - 1) * limit)
+    total, exact = await admin.count_messages(flt, number * limit)
     pages = (total + limit - 1) // limit
     return ok({"messages": [message_to_wire(r) for r in rows],
                "pagination": {"total": total, "page": number, "limit": limit, "totalPages": pages,
-                              "hasMore": number < pages}})
+                              "hasMore": number < pages or not exact, "totalExact": exact}})
 
 
 @endpoint("GET", "/queue/{queueType}/export", summary="Download matching messages as a JSON file", tag="admin",
@@ -353,7 +357,7 @@ async def list_by_time(request: Request) -> Response:
     params = parse_query(RANGE_QUERY, request.query_params)
     flt = MessageFilter(queue=params["queueName"], created_from=params["startTimestamp"],
                         created_to=params["endTimestamp"])
-    rows, _ = await relay(request).admin.list_messages(flt, "created_at", "desc", params["limit"], 0)
+    rows = await relay(request).admin.list_messages(flt, "created_at", "desc", params["limit"], 0)
     return ok([message_to_wire(r) for r in rows])
 
 

@@ -101,8 +101,10 @@ async function importFile(file, queue) {
 export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
   const state = { page: 1, limit: 50, sortBy: 'created_at', sortOrder: queueType === 'main' ? 'asc' : 'desc',
     filterType: '', filterPriority: '', filterAttempts: '', start: '', end: '', search: '' };
+  // Each tab opens in the order its index keeps (the server then reads one page, not the backlog).
   if (queueType === 'main') state.sortBy = 'priority';
   if (queueType === 'main') state.sortOrder = 'desc';
+  if (queueType === 'acknowledged') state.sortBy = 'acknowledged_at';
   // Selected ids, kept across refreshes and pages (a live update may move a selected row to
   // another page); cleared by an action, a filter change, or the message leaving this status.
   const selected = new Set();
@@ -182,9 +184,12 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
       : h('tr', {}, h('td', { colspan: cols.length + 2, class: 'muted empty', 'data-testid': 'messages-empty' },
         t('messages.empty'))));
     const totalPages = Math.max(1, pagination.totalPages);
-    pageInfo.textContent = t('pager.info', { page: pagination.page, pages: totalPages, total: pagination.total });
+    // A filtered count stops at a bound (totalExact false): "more than" that many.
+    const exact = pagination.totalExact !== false;
+    pageInfo.textContent = t(exact ? 'pager.info' : 'pager.infoAtLeast',
+      { page: pagination.page, pages: totalPages, total: pagination.total });
     prev.disabled = state.page <= 1;
-    next.disabled = state.page >= totalPages;
+    next.disabled = !pagination.hasMore;
     drawSelection();
   }
 
