@@ -80,6 +80,8 @@ async def measure(api: str, rounds: int, batch: int) -> dict[str, dict[str, floa
                 "queueName": QUEUE, "sortBy": "priority", "sortOrder": "desc", "limit": "50"}),
             "GET /queue/acknowledged/messages?queueName": ("/queue/acknowledged/messages", {
                 "queueName": QUEUE, "sortBy": "acknowledged_at", "sortOrder": "desc", "limit": "50"}),
+            "GET /queue/main/messages?queueName (API default order)": ("/queue/main/messages", {
+                "queueName": QUEUE, "limit": "50"}),
             "GET /queue/main/messages (all queues)": ("/queue/main/messages", {
                 "sortBy": "priority", "sortOrder": "desc", "limit": "50"}),
             "GET /queue/main/messages?queueName&filterType": ("/queue/main/messages", {

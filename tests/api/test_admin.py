@@ -62,13 +62,16 @@ def test_listing_pages_across_queues_follow_one_order(api: httpx.Client, queue: 
         for i in range(12):
             api.post("/queue/message", json={"type": kind, "payload": {"i": i}, "priority": i % 3,
                                               "queue": queue if i % 2 else other}).raise_for_status()
-        params = {"filterType": kind, "sortBy": "priority", "sortOrder": "desc"}
-        whole = api.get("/queue/main/messages", params={**params, "limit": 100}).json()["messages"]
+        by_priority = {"filterType": kind, "sortBy": "priority", "sortOrder": "desc"}
+        whole = api.get("/queue/main/messages", params={**by_priority, "limit": 100}).json()["messages"]
         assert [m["priority"] for m in whole] == sorted((i % 3 for i in range(12)), reverse=True)
         assert [m["payload"]["i"] for m in whole[:4]] == [2, 5, 8, 11]  # ties in creation order
-        pages = [api.get("/queue/main/messages", params={**params, "limit": 5, "page": n}).json() for n in (1, 2, 3)]
-        assert [m["id"] for p in pages for m in p["messages"]] == [m["id"] for m in whole]
-        assert [p["pagination"]["hasMore"] for p in pages] == [True, True, False]
+        newest = api.get("/queue/main/messages", params={"filterType": kind, "limit": 100}).json()["messages"]
+        assert [m["payload"]["i"] for m in newest] == list(range(11, -1, -1))  # the API's default order
+        for params, expected in ((by_priority, whole), ({"filterType": kind}, newest)):
+            pages = [api.get("/queue/main/messages", params={**params, "limit": 5, "page": n}).json() for n in (1, 2, 3)]
+            assert [m["id"] for p in pages for m in p["messages"]] == [m["id"] for m in expected]
+            assert [p["pagination"]["hasMore"] for p in pages] == [True, True, False]
     finally:
         api.delete(f"/queues/{other}")
 

@@ -56,6 +56,9 @@ STATUS_ORDER: dict[str, str] = {
 # The dequeue index keeps a queue's due and delayed messages in two ranges (migration 0015),
 # each in the queued list's order: read as two parts, merged, rather than sorting the backlog.
 STATUS_RANGES: dict[str, tuple[str, ...]] = {"queued": (" AND NOT m.delayed", " AND m.delayed")}
+# Within one (delayed, priority) range the dequeue index is in creation order: a queued listing
+# by creation time (the API's default sort) reads those 20 ranges and merges them.
+CREATED_RANGES = tuple(f"{r} AND m.priority = {p}" for r in STATUS_RANGES["queued"] for p in range(10))
 
 # The listings read every partition of the partitioned table (its partition key is the queue id,
 # which they do not filter on), and JIT compiles each partition's expressions before running:
@@ -373,8 +376,15 @@ def page_sql(tables: Sequence[str], flt: MessageFilter, sort: str, order: str) -
     status = flt.status
     source = _union(tables, top=order_by, limit="($9::bigint + $10::bigint)",
                     per_queue=flt.queue is None and status is not None and status != "processing",
-                    ranges=STATUS_RANGES.get(status, ("",)) if status else ("",))
+                    ranges=_listing_ranges(status, sort))
     return f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by} LIMIT $9 OFFSET $10"
+
+
+def _listing_ranges(status: str | None, sort: str) -> tuple[str, ...]:
+    """The ranges of its index a listing reads separately, each in the page's order if it can be."""
+    if status == "queued" and sort == "created_at":
+        return CREATED_RANGES
+    return STATUS_RANGES.get(status, ("",)) if status else ("",)
 
 
 def _listing_order(sort: str, order: str) -> str:
