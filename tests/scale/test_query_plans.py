@@ -22,10 +22,11 @@ from relayq.db.migrate import migrate
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
 from relayq.domain.messages import MESSAGE_COLUMNS
 from relayq.services.activity.store import PAGE_SQL, ActivityFilter
-from relayq.services.admin import STATUS_ORDER, MessageFilter, _union, page_sql
+from relayq.services.admin import STATUS_ORDER, STATUS_RANGES, MessageFilter, Spread, _union, page_sql
 from relayq.services.maintenance import DELETE_BATCH_SQL
 from relayq.services.queues import (
     BUSY_SQL,
+    COUNTS_SQL,
     DELETE_MESSAGES_SQL,
     PURGE_SQL,
     RENAME_MESSAGES_SQL,
@@ -274,9 +275,11 @@ async def test_status_lists_read_indexes_not_the_history(conn: asyncpg.Connectio
     tables = [MESSAGE_TABLES["standard"]] if queue else list(MESSAGE_TABLES.values())
     for status in ("acknowledged", "queued", "processing", "dead"):
         per_queue = queue is None and status != "processing"
-        source = _union(tables, top=STATUS_ORDER[status], per_queue=per_queue)
+        source = _union(tables, top=STATUS_ORDER[status], per_queue=per_queue, queues="$9")
         sql = f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {STATUS_ORDER[status]} LIMIT 1000"
-        plan = await explain(conn, "force_custom_plan", sql, *MessageFilter(status=status, queue=queue).args())
+        holding = [Spread.of(await conn.fetch(COUNTS_SQL, None), status).queues] if per_queue else []
+        plan = await explain(conn, "force_custom_plan", sql, *MessageFilter(status=status, queue=queue).args(),
+                             *holding)
         read = await families(conn, plan)
         assert "Seq Scan" not in read, plan
         if status in own_index:
@@ -309,10 +312,10 @@ async def test_a_listing_page_reads_a_page_of_index(conn: asyncpg.Connection, qu
     tables = list(MESSAGE_TABLES.values()) if queue is None else [
         MESSAGE_TABLES["standard"] if queue == "plan_standard" else f"relay.messages_p{await queue_id(conn, 'partitioned')}"]
     flt = MessageFilter(status=listing.split()[0], queue=queue, types=types)
-    sql = page_sql(tables, flt, *TAB_ORDERS[listing])
+    sql, extra = page_sql(tables, flt, *TAB_ORDERS[listing], Spread.of(await conn.fetch(COUNTS_SQL, queue), flt.status))
     await conn.execute("SET jit = off")
     try:
-        raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *flt.args(), 50, 0)
+        raw = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *flt.args(), 50, 0, *extra)
     finally:
         await conn.execute("RESET jit")
     plan: dict[str, Any] = json.loads(raw)[0]["Plan"]
@@ -322,6 +325,46 @@ async def test_a_listing_page_reads_a_page_of_index(conn: asyncpg.Connection, qu
     queues = 1 if queue else await conn.fetchval("SELECT count(*) FROM relay.queues")
     assert _rows_read(plan) <= 51 * queues, plan
     assert _rows_removed(plan) <= (0 if types is None else 600 * queues), plan
+
+
+def _loops(plan: dict[str, Any]) -> int:
+    """The most times any scan of a message table ran in an EXPLAIN ANALYZE plan."""
+    own = int(plan["Actual Loops"]) if plan.get("Relation Name", "").startswith("messages") else 0
+    return max([own, *(_loops(p) for p in plan.get("Plans", []))])
+
+
+async def test_cross_queue_lists_visit_only_the_queues_holding_messages(conn: asyncpg.Connection) -> None:
+    """Across queues, a status list reads each queue holding messages of that status (from the
+    counters), not every queue: with 10,000 queues, 60 parts per queue of which almost all
+    were empty took 81 ms for GET /queue/status."""
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute("""INSERT INTO relay.queues (name, ack_timeout_seconds, max_attempts)
+            SELECT 'empty' || g, 30, 3 FROM generate_series(1, 500) g""")
+        holding = Spread.of(await conn.fetch(COUNTS_SQL, None), "queued").queues
+        source = _union(list(MESSAGE_TABLES.values()), top=STATUS_ORDER["queued"], per_queue=True, queues="$9",
+                        ranges=STATUS_RANGES["queued"])
+        raw = await conn.fetchval(
+            f"EXPLAIN (ANALYZE, FORMAT JSON) SELECT {MESSAGE_COLUMNS} FROM {source} "
+            f"ORDER BY {STATUS_ORDER['queued']} LIMIT 1000", *MessageFilter(status="queued").args(), holding)
+    finally:
+        await tx.rollback()
+    assert 0 < _loops(json.loads(raw)[0]["Plan"]) <= len(holding) < 10
+
+
+def test_a_listing_of_few_messages_in_many_queues_sorts_them() -> None:
+    """page_sql reads a page per queue and index range only where that is less than sorting
+    every match: not for 4,000 messages in 200 queues (20 ranges each by creation time)."""
+    tables = list(MESSAGE_TABLES.values())
+    flt = MessageFilter(status="queued")
+    sql, extra = page_sql(tables, flt, "created_at", "desc", Spread(4_000, tuple(f"q{i}" for i in range(200))))
+    assert "relay.queues" not in sql and "m.priority = 9" not in sql and extra == []
+    sql, extra = page_sql(tables, flt, "created_at", "desc", Spread(1_000_000, ("big", "small")))
+    assert "relay.queues" in sql and "m.priority = 9" in sql and extra == [["big", "small"]]
+    one = MessageFilter(status="queued", queue="small")
+    sql, extra = page_sql(tables[:1], one, "created_at", "desc", Spread(900, ("small",)))
+    assert "m.priority = 9" not in sql and extra == []
 
 
 @pytest.mark.parametrize("mode", PLAN_MODES)
