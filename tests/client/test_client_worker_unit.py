@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -207,6 +208,53 @@ async def test_an_idle_queue_does_not_starve_a_busy_one_of_the_slots() -> None:
     worker = relay.Worker(handler, ["idle", "busy"], client=fake, concurrency=1, poll_timeout=2)  # type: ignore[arg-type]
     await run_until(worker, lambda: len(fake.acked) == 10, limit=3)  # was ~20 s
     assert worker.processed == 10
+
+
+class LongPollRelay(FakeRelay):
+    """FakeRelay with one list per queue whose empty polls last until a message or `wait`."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.by_queue: dict[str, list[relay.Message]] = {"a": [], "b": []}
+        self.arrived = {queue: asyncio.Event() for queue in self.by_queue}
+
+    def put(self, queue: str, name: str) -> None:
+        self.by_queue[queue].append(relay.Message(id=name, lock_token=name, payload=0, status="processing"))
+        self.arrived[queue].set()
+
+    async def dequeue_batch(
+        self, count: int, queue: str | None = None, **options: Any
+    ) -> list[relay.Message]:
+        assert queue is not None
+        if not self.by_queue[queue]:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived[queue].wait(), options.get("wait", 0))
+        self.arrived[queue].clear()
+        taken, self.by_queue[queue] = self.by_queue[queue][:count], self.by_queue[queue][count:]
+        return taken
+
+
+async def test_with_fewer_slots_than_queues_no_idle_queue_waits_a_whole_poll_timeout() -> None:
+    """One slot, two idle queues: one queue's long poll held the slot for the whole poll timeout
+    (10 s here) while a message came to the other. Polls that share slots now last a second."""
+    fake = LongPollRelay()
+
+    async def handler(message: relay.Message) -> None:
+        pass
+
+    worker = relay.Worker(handler, ["a", "b"], client=fake, concurrency=1, poll_timeout=10)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run_async())
+    try:
+        for queue in ("a", "b"):  # whichever is not in the poll waits for the slot
+            await asyncio.sleep(1.5)  # both loops idle: one in a poll, the other waiting for the slot
+            fake.put(queue, f"on-{queue}")
+            started = time.monotonic()
+            while f"on-{queue}" not in fake.acked:
+                assert time.monotonic() - started < 3, f"{queue} waited for a poll timeout"
+                await asyncio.sleep(0.01)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 15)
 
 
 async def test_an_ack_answered_with_500_is_retried_a_few_times_not_forever() -> None:

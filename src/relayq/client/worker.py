@@ -63,6 +63,10 @@ SETTLE_GRACE = 5.0
 # An empty fetch that came back sooner than this (a poll timeout of 0, or a server that answers
 # early) waits out the rest before the queue is polled again: no tight loop while idle.
 _MIN_EMPTY_POLL_INTERVAL = 1.0
+# With fewer slots than queues, a long poll holds a slot that another idle queue's loop may be
+# about to wait for: such polls last at most this long, so a message on that other queue waits
+# about a second, not a whole poll timeout (5 s by default).
+_SHARED_POLL_TIMEOUT = 1.0
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -291,7 +295,12 @@ class Worker:
             # A long poll holds its slots until it returns. When another queue's loop is waiting
             # for one, look without waiting, so an idle queue cannot keep a busy one from its
             # slots for a whole poll timeout (with fewer slots than queues it did every time).
-            wait = 0.0 if self._slot_waiters else self.poll_timeout
+            if self._slot_waiters:
+                wait = 0.0
+            elif len(self.queues) > self.concurrency:
+                wait = min(self.poll_timeout, _SHARED_POLL_TIMEOUT)
+            else:
+                wait = self.poll_timeout
             polled_at = time.monotonic()
             try:
                 # Not cancelled on stop: a poll cut short could lease messages nobody handles.
