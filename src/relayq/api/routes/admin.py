@@ -41,6 +41,8 @@ FILTER_QUERY = (
 PAGE_QUERY = (
     Field("page", "int", default=1, minimum=1),
     Field("limit", "int", default=100, minimum=1, maximum=1000, clamp_max=True),
+    Field("maxCount", "int", minimum=1, doc="new: with a filter beyond queueName, count at most this many matches "
+          "(the dashboard sends 10000); more are reported as this number with totalExact false"),
 )
 RANGE_QUERY = (
     Field("startTimestamp", "timestamp", required=True),
@@ -73,10 +75,10 @@ def _filter(request: Request, status: str) -> tuple[MessageFilter, dict[str, Any
 
 @endpoint("GET", "/queue/{queueType}/messages", summary="Paginated, filtered, sorted message listing",
           tag="admin", query=FILTER_QUERY + PAGE_QUERY,
-          description="`pagination.total` is exact (`totalExact: true`) when only `queueName` filters: it "
-                      "comes from the counters. With any other filter at most 10,000 matches are counted "
+          description="`pagination.total` is exact: from the counters when only `queueName` filters, else "
+                      "counted. With `maxCount` (new) and such a filter, at most that many matches are counted "
                       "(or up to the end of the page asked for, if further); a larger count is given as that "
-                      "bound with `totalExact: false` and `hasMore: true`.")
+                      "bound with `totalExact: false` and `hasMore: true`. `totalExact` is new.")
 async def list_messages(request: Request) -> Response:
     status = queue_type_status(request.path_params["queueType"])
     flt, params = _filter(request, status)
@@ -90,7 +92,8 @@ async def list_messages(request: Request) -> Response:
     if len(rows) < limit and (rows or not offset):
         total, exact = offset + len(rows), True
     else:
-        total, exact = await admin.count_messages(flt, number * limit)
+        wanted = page["maxCount"]  # a bound never below the end of the page asked for
+        total, exact = await admin.count_messages(flt, None if wanted is None else max(wanted, number * limit))
     pages = (total + limit - 1) // limit
     return ok({"messages": [message_to_wire(r) for r in rows],
                "pagination": {"total": total, "page": number, "limit": limit, "totalPages": pages,

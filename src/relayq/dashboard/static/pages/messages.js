@@ -12,6 +12,7 @@ import {
 
 const PAGE_SIZES = [25, 50, 100, 250];
 const EDITABLE = new Set(['main', 'dead']);
+const MAX_COUNT = 10000;  // matches a filtered page counts at most ("more than 10000" beyond)
 const STATUS_OF_TAB = { main: 'queued', processing: 'processing', dead: 'dead', acknowledged: 'acknowledged',
   archived: 'archived' };
 // The SSE event type of messages entering each status (API.md §4); an event about a status with
@@ -195,7 +196,9 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
 
   const refresh = coalesce(async () => {
     try {
-      const result = await api.get(`queue/${queueType}/messages`, { ...query(), page: state.page, limit: state.limit });
+      // maxCount: a filter matching a million messages must not count them on every refresh.
+      const result = await api.get(`queue/${queueType}/messages`,
+        { ...query(), page: state.page, limit: state.limit, maxCount: MAX_COUNT });
       // Live updates can shrink the list under the pager: step back to the last page.
       if (result.messages.length === 0 && state.page > 1 && result.pagination.totalPages < state.page) {
         state.page = Math.max(1, result.pagination.totalPages);
