@@ -183,23 +183,51 @@ async function deleteQueue(queue, reload) {
   }
 }
 
+// Rows drawn at once: 10,000 queues drawn whole took 5.7 s, and again on every refresh.
+const QUEUES_PAGE = 200;
+
 /** Render the queues page into `root`; returns a cleanup function. */
 export function renderQueuesPage(root) {
   const body = h('tbody', {}, h('tr', {}, h('td', { colspan: 9, class: 'muted' }, t('common.loading'))));
   const error = h('p', { class: 'form-error', hidden: true, 'data-testid': 'page-error' });
   let queues = [];
   let loaded = false;
+  let offset = 0;
+  let needle = '';
 
-  const draw = () => replace(body, queues.length
-    ? queues.map((queue) => queueRow(queue, reload))
-    : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, t('queues.empty'))));
+  const info = h('span', { 'data-testid': 'queues-page-info' });
+  const prev = h('button', { type: 'button', class: 'button small', 'data-testid': 'queues-page-prev',
+    onclick: () => { offset = Math.max(0, offset - QUEUES_PAGE); draw(); } }, `‹ ${t('pager.prev')}`);
+  const next = h('button', { type: 'button', class: 'button small', 'data-testid': 'queues-page-next',
+    onclick: () => { offset += QUEUES_PAGE; draw(); } }, `${t('pager.next')} ›`);
+  const pager = h('div', { class: 'pager', hidden: true }, prev, info, next);
+  const filter = h('input', { type: 'search', class: 'queue-filter', 'data-testid': 'queues-filter',
+    placeholder: t('queues.filter'), 'aria-label': t('queues.filter'),
+    oninput: (event) => { needle = event.target.value.trim().toLowerCase(); offset = 0; draw(); } });
 
+  const draw = () => {
+    const shown = needle ? queues.filter((queue) => queue.name.toLowerCase().includes(needle)) : queues;
+    if (offset >= shown.length) offset = Math.max(0, Math.floor((shown.length - 1) / QUEUES_PAGE) * QUEUES_PAGE);
+    const rows = shown.slice(offset, offset + QUEUES_PAGE);
+    replace(body, rows.length
+      ? rows.map((queue) => queueRow(queue, reload))
+      : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, t(queues.length ? 'common.noResults' : 'queues.empty'))));
+    pager.hidden = shown.length <= QUEUES_PAGE;
+    info.textContent = t('pager.info', { page: Math.floor(offset / QUEUES_PAGE) + 1,
+      pages: Math.max(1, Math.ceil(shown.length / QUEUES_PAGE)), total: shown.length });
+    prev.disabled = offset === 0;
+    next.disabled = offset + QUEUES_PAGE >= shown.length;
+  };
+
+  let cost = 0; // milliseconds the last reload took (request and drawing)
   const reload = coalesce(async () => {
+    const started = performance.now();
     try {
       queues = await fetchQueues();
       loaded = true;
       error.hidden = true;
       draw();
+      cost = performance.now() - started;
     } catch (failure) {
       if (!loaded) {
         // Nothing to show yet: the error takes the place of "Loading…".
@@ -210,12 +238,16 @@ export function renderQueuesPage(root) {
       replace(error, errorText(failure));
       error.hidden = false;
     }
-  }, () => Math.max(500, 25 * queues.length)); // one request per queue: refetch less often when there are many
+  // Refetch at most every half second, and spend at most a fifth of the time on it: one request
+  // carries every queue, but thousands of rows take a while to draw. (It waited 25 ms per queue,
+  // from when each queue had a request of its own: counts stayed 25 s old with 1,000 queues.)
+  }, () => Math.max(500, 4 * cost));
 
   replace(root,
     h('section', { class: 'page' },
       h('div', { class: 'page-head' },
         h('h1', {}, t('queues.title')),
+        filter,
         h('button', { type: 'button', class: 'button primary', 'data-testid': 'queue-create',
           onclick: () => createQueue(reload) }, `+ ${t('queues.create')}`)),
       error,
@@ -225,7 +257,8 @@ export function renderQueuesPage(root) {
             h('th', {}, t('queues.name')), h('th', {}, t('queues.type')),
             STATUSES.map((status) => h('th', { class: 'num' }, t(`status.${status}`))),
             h('th', {}, t('queues.throughput')), h('th', {}, t('common.actions')))),
-          body))));
+          body)),
+      pager));
 
   reload();
   const unsubscribe = subscribe(() => reload());
