@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -107,7 +108,17 @@ def test_every_filter_narrows(api: httpx.Client, queue: str) -> None:
     assert activity(api, queue_name=queue, start_time=logs[-1]["timestamp"], end_time=newest)["total"] == 5
     page = activity(api, queue_name=queue, limit=2, offset=2)
     assert [e["log_id"] for e in page["logs"]] == [e["log_id"] for e in logs[2:4]]
-    assert page["pagination"] == {"total": 5, "limit": 2, "offset": 2, "has_more": True, "hasMore": True}
+    assert page["pagination"] == {"total": 5, "limit": 2, "offset": 2, "has_more": True, "hasMore": True,
+                                  "totalExact": True}
+    # maxCount (the dashboard's): only the newest matches are counted, and the answer says so.
+    bounded = activity(api, queue_name=queue, limit=1, maxCount=3)
+    assert (bounded["total"], bounded["pagination"]["totalExact"], bounded["pagination"]["hasMore"]) == (3, False, True)
+    assert bounded["summary"]["by_action"] == Counter(e["action"] for e in logs[:3])
+    assert bounded["logs"][0]["log_id"] == logs[0]["log_id"]
+    roomy = activity(api, queue_name=queue, limit=1, maxCount=5)
+    assert (roomy["total"], roomy["pagination"]["totalExact"]) == (5, True)
+    deep = activity(api, queue_name=queue, limit=2, offset=3, maxCount=1)  # the bound covers the page
+    assert (deep["total"], deep["pagination"]["totalExact"]) == (5, True)
     for bad in ({"start_time": "yesterday"}, {"limit": 0}, {"limit": 1001}, {"offset": -1}, {"has_anomaly": "yes"}):
         response = api.get("/queue/activity", params=bad)
         assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR", bad

@@ -102,8 +102,9 @@ def test_the_main_list_says_when_a_delayed_message_becomes_available(page: Any, 
 
 
 def test_a_bounded_count_reads_as_more_than(page: Any, rest: RestClient, base_url: str) -> None:
-    """A filtered listing counts at most 10,000 matches: the pager says "more than" and keeps
-    Next enabled, where it would otherwise claim an exact last page."""
+    """The dashboard asks a filtered listing, and the activity log, to count at most 10,000
+    matches: the pager says "more than" and keeps Next enabled, where it would otherwise claim
+    an exact last page."""
     queue = new_queue_name("bounded")
     rest.call("POST", "/queues", {"name": queue})
     for start in range(0, 10_050, 1000):
@@ -112,5 +113,11 @@ def test_a_bounded_count_reads_as_more_than(page: Any, rest: RestClient, base_ur
     open_dashboard(page, base_url, f"#/queue/{queue}/main")
     expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 201 · 10050 total")
     page.get_by_test_id("filter-type").select_option("bulk")
+    expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 200+ · more than 10000")
+    expect(page.get_by_test_id("page-next")).to_be_enabled()
+
+    # The activity tab counts the newest 10,000 entries, and says so.
+    page.get_by_test_id("tab-activity").click()
+    expect(page.get_by_test_id("activity-summary-scope")).to_have_text("Newest 10000 matching:")
     expect(page.get_by_test_id("page-info")).to_have_text("Page 1 of 200+ · more than 10000")
     expect(page.get_by_test_id("page-next")).to_be_enabled()

@@ -34,6 +34,8 @@ ACTIVITY_QUERY = (
     *RANGE,
     Field("has_anomaly", "bool", doc="true: only entries with an anomaly"),
     Field("anomaly_type", "str"),
+    Field("maxCount", "int", minimum=1, doc="new: count only the newest this many matches (the dashboard "
+          "sends 10000); with more, total is this number, totalExact false, the summary covers these"),
     *PAGING,
 )
 ANOMALY_QUERY = (
@@ -77,9 +79,15 @@ async def activity(request: Request) -> Response:
         queue=q["queue_name"], start=q["start_time"], end=q["end_time"], has_anomaly=q["has_anomaly"],
         anomaly_type=_trimmed(q["anomaly_type"]),
     )
-    logs, by_action = await extensions_of(relay(request)).store.list_entries(flt, q["limit"], q["offset"])
+    wanted = q["maxCount"]  # a bound never short of the page asked for
+    bound = None if wanted is None else max(wanted, q["offset"] + q["limit"])
+    logs, by_action, exact = await extensions_of(relay(request)).store.list_entries(
+        flt, q["limit"], q["offset"], bound)
     total = sum(by_action.values())
-    return ok({"logs": logs, "total": total, "pagination": _pagination(total, q["limit"], q["offset"]),
+    pagination = _pagination(total, q["limit"], q["offset"])
+    if not exact:
+        pagination["has_more"] = pagination["hasMore"] = True
+    return ok({"logs": logs, "total": total, "pagination": {**pagination, "totalExact": exact},
                "summary": {"total": total, "by_action": by_action}})  # summary is new: all matches, not a page
 
 

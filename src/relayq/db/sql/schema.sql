@@ -98,6 +98,8 @@ CREATE TABLE relay.activity_log (
 -- rightmost leaf, reached without a descent and split at the fillfactor instead of 50:50.
 CREATE INDEX activity_log_ts_idx ON relay.activity_log (ts, log_id);
 CREATE INDEX activity_log_message_idx ON relay.activity_log (message_id, ts, log_id);
+-- A queue's entries newest first, without walking other queues' (migration 0016).
+CREATE INDEX activity_log_queue_idx ON relay.activity_log (queue, ts, log_id);
 CREATE INDEX activity_log_anomaly_idx ON relay.activity_log (ts) WHERE anomaly_type IS NOT NULL;
 
 CREATE TABLE relay.consumer_stats (

@@ -46,6 +46,12 @@ FROM (SELECT l.log_id, l.ts FROM relay.activity_log l WHERE {FILTER}
       ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 OFFSET $11) AS page
 JOIN relay.activity_log l ON l.log_id = page.log_id
 ORDER BY page.ts DESC, page.log_id DESC"""
+# The count per action of the newest $10 matches, and each action's last position among the
+# newest $10 + 1 (one past the bound tells whether there were more).
+BOUNDED_COUNTS_SQL = f"""SELECT action, count(*) FILTER (WHERE n <= $10) AS n, max(n) AS last
+FROM (SELECT l.action, row_number() OVER (ORDER BY l.ts DESC, l.log_id DESC) AS n
+      FROM relay.activity_log l WHERE {FILTER} ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 + 1) newest
+GROUP BY 1 ORDER BY 1"""
 _encoder = msgspec.json.Encoder()
 
 
@@ -110,15 +116,26 @@ class ActivityStore:
                                              records=records, timeout=WRITE_TIMEOUT)
 
     async def list_entries(
-        self, flt: ActivityFilter, limit: int, offset: int
-    ) -> tuple[list[msgspec.Raw], dict[str, int]]:
-        """Newest first: one page of entries (as JSON) and the matching count per action."""
+        self, flt: ActivityFilter, limit: int, offset: int, bound: int | None = None
+    ) -> tuple[list[msgspec.Raw], dict[str, int], bool]:
+        """Newest first: one page of entries (as JSON), the matching count per action, and
+        whether those counts cover every match.
+
+        Counting every match reads the whole log for each page (344 ms at 3,000,000 entries);
+        with `bound`, only the newest `bound` matches are counted, through the time index.
+        """
         rows = await self.db.fetch(PAGE_SQL, *flt.args(), limit, offset)
-        counts = await self.db.fetch(
-            f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
-            *flt.args(),
-        )
-        return [msgspec.Raw(r["entry"].encode()) for r in rows], {r["action"]: int(r["n"]) for r in counts}
+        if bound is None:
+            counts = await self.db.fetch(
+                f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
+                *flt.args(),
+            )
+            exact = True
+        else:
+            counts = await self.db.fetch(BOUNDED_COUNTS_SQL, *flt.args(), bound)
+            exact = all(r["last"] <= bound for r in counts)
+        by_action = {r["action"]: int(r["n"]) for r in counts if r["n"]}
+        return [msgspec.Raw(r["entry"].encode()) for r in rows], by_action, exact
 
     async def history(self, message_id: str) -> list[msgspec.Raw]:
         """Every entry of one message, oldest first."""
