@@ -257,6 +257,34 @@ async def test_with_fewer_slots_than_queues_no_idle_queue_waits_a_whole_poll_tim
         await asyncio.wait_for(task, 15)
 
 
+async def test_a_running_handler_leaves_fewer_free_slots_than_queues() -> None:
+    """concurrency 2, queues a and b: while a's handler runs one slot is left for two loops, the
+    same case with slots busy rather than few (found by a review: b's message waited 8.5 s)."""
+    fake = LongPollRelay()
+    release = asyncio.Event()
+    done: dict[str, float] = {}
+
+    async def handler(message: relay.Message) -> None:
+        if message.id == "long":
+            await release.wait()
+        done[message.id] = time.monotonic()
+
+    fake.put("a", "long")
+    worker = relay.Worker(handler, ["a", "b"], client=fake, concurrency=2, poll_timeout=10)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run_async())
+    try:
+        await asyncio.sleep(1.5)  # a's handler holds one slot; a's loop and b's share the other
+        put_at = time.monotonic()
+        fake.put("b", "on-b")
+        while "on-b" not in done:
+            assert time.monotonic() - put_at < 3, "b's message waited for a poll timeout"
+            await asyncio.sleep(0.01)
+    finally:
+        release.set()
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+
+
 async def test_an_ack_answered_with_500_is_retried_a_few_times_not_forever() -> None:
     """A 500 is a fault, not an outage: retried until the server answered, it held the slot until
     shutdown. A proxy's 502 while the server restarts is an outage, and is retried until over."""

@@ -63,8 +63,8 @@ SETTLE_GRACE = 5.0
 # An empty fetch that came back sooner than this (a poll timeout of 0, or a server that answers
 # early) waits out the rest before the queue is polled again: no tight loop while idle.
 _MIN_EMPTY_POLL_INTERVAL = 1.0
-# With fewer slots than queues, a long poll holds a slot that another idle queue's loop may be
-# about to wait for: such polls last at most this long, so a message on that other queue waits
+# With fewer free slots than queues, a long poll holds a slot that another idle queue's loop may
+# be about to wait for: such polls last at most this long, so a message on that other queue waits
 # about a second, not a whole poll timeout (5 s by default).
 _SHARED_POLL_TIMEOUT = 1.0
 
@@ -297,7 +297,7 @@ class Worker:
             # slots for a whole poll timeout (with fewer slots than queues it did every time).
             if self._slot_waiters:
                 wait = 0.0
-            elif len(self.queues) > self.concurrency:
+            elif len(self.queues) > self.concurrency - len(self._inflight):  # free slots, not configured ones
                 wait = min(self.poll_timeout, _SHARED_POLL_TIMEOUT)
             else:
                 wait = self.poll_timeout

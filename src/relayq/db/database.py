@@ -43,6 +43,13 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.LockNotAvailableError,
 )
 
+# For statements whose filters are `($n IS NULL OR ...)` (the admin listings, the activity log):
+# only a plan made with the values folds the unused filters away and reaches an index. A generic
+# plan, which PostgreSQL may switch a prepared statement to after five executions (or always,
+# under plan_cache_mode = force_generic_plan), reads whole tables. SET LOCAL: per transaction,
+# which pgbouncer's transaction mode keeps.
+CUSTOM_PLANS_SQL = "SET LOCAL plan_cache_mode = force_custom_plan"
+
 
 def lock_timed_out(exc: BaseException) -> bool:
     """True for the 503 of a statement that ran out of lock_timeout: maintenance, which sets a

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from relayq.db.database import Database, Transaction
+from relayq.db.database import CUSTOM_PLANS_SQL, Database, Transaction
 from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
@@ -134,9 +134,11 @@ class AdminService:
 
     @contextlib.asynccontextmanager
     async def _reader(self) -> AsyncIterator[Transaction]:
-        """A transaction whose statements are planned without JIT (NO_JIT_SQL)."""
+        """A transaction whose statements are planned without JIT (NO_JIT_SQL), each with its
+        values (CUSTOM_PLANS_SQL)."""
         async with self.db.transaction() as tx:
             await tx.execute(NO_JIT_SQL)
+            await tx.execute(CUSTOM_PLANS_SQL)
             yield tx
 
     async def _source(self, queue: str | None) -> str | None:

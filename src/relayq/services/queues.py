@@ -235,6 +235,7 @@ class QueueService:
             if row["queue_type"] == "partitioned":
                 await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(row['id'])}")
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
+            await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)  # all zero now
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
             await forget_queue_bookkeeping(tx, name)
             await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)

@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from relayq.db.database import Database
+from relayq.db.database import CUSTOM_PLANS_SQL, Database
 from relayq.db.queries import load_named
 from relayq.services.activity.entries import ENTRY_KEYS
 
@@ -46,11 +46,15 @@ FROM (SELECT l.log_id, l.ts FROM relay.activity_log l WHERE {FILTER}
       ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 OFFSET $11) AS page
 JOIN relay.activity_log l ON l.log_id = page.log_id
 ORDER BY page.ts DESC, page.log_id DESC"""
+# Entries per action from the counters (migration 0017), for a queue or all, some actions or all.
+COUNTER_SQL = """SELECT action, sum(n)::bigint AS n FROM relay.activity_counts
+WHERE ($1::text IS NULL OR queue = $1) AND ($2::text[] IS NULL OR action = ANY($2))
+GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1"""
 # The count per action of the newest $10 matches, and each action's last position among the
 # newest $10 + 1 (one past the bound tells whether there were more).
 BOUNDED_COUNTS_SQL = f"""SELECT action, count(*) FILTER (WHERE n <= $10) AS n, max(n) AS last
 FROM (SELECT l.action, row_number() OVER (ORDER BY l.ts DESC, l.log_id DESC) AS n
-      FROM relay.activity_log l WHERE {FILTER} ORDER BY l.ts DESC, l.log_id DESC LIMIT $10 + 1) newest
+      FROM relay.activity_log l WHERE {FILTER} ORDER BY l.ts DESC, l.log_id DESC LIMIT $10::bigint + 1) newest
 GROUP BY 1 ORDER BY 1"""
 _encoder = msgspec.json.Encoder()
 
@@ -68,6 +72,11 @@ class ActivityFilter:
     has_anomaly: bool | None = None
     anomaly_type: str | None = None
     severity: str | None = None
+
+    def counted(self) -> bool:
+        """Whether relay.activity_counts holds this filter's counts: nothing but queue and action."""
+        return (self.queue != "" and self.message_id is None and self.consumer_id is None and self.start is None
+                and self.end is None and not self.has_anomaly and self.anomaly_type is None and self.severity is None)
 
     def args(self) -> list[Any]:
         """Bind values in the order of the `activity_filter` block ($1..$9)."""
@@ -121,19 +130,25 @@ class ActivityStore:
         """Newest first: one page of entries (as JSON), the matching count per action, and
         whether those counts cover every match.
 
-        Counting every match reads the whole log for each page (344 ms at 3,000,000 entries);
+        Filtered by queue and action only, the counts come from relay.activity_counts (migration
+        0017). Otherwise counting every match reads every match (344 ms at 3,000,000 entries);
         with `bound`, only the newest `bound` matches are counted, through the time index.
         """
-        rows = await self.db.fetch(PAGE_SQL, *flt.args(), limit, offset)
-        if bound is None:
-            counts = await self.db.fetch(
-                f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
-                *flt.args(),
-            )
-            exact = True
-        else:
-            counts = await self.db.fetch(BOUNDED_COUNTS_SQL, *flt.args(), bound)
-            exact = all(r["last"] <= bound for r in counts)
+        async with self.db.transaction() as tx:
+            await tx.execute(CUSTOM_PLANS_SQL)
+            rows = await tx.fetch(PAGE_SQL, *flt.args(), limit, offset)
+            if flt.counted():
+                counts = await tx.fetch(COUNTER_SQL, flt.queue, list(flt.actions) if flt.actions else None)
+                exact = True
+            elif bound is None:
+                counts = await tx.fetch(
+                    f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
+                    *flt.args(),
+                )
+                exact = True
+            else:
+                counts = await tx.fetch(BOUNDED_COUNTS_SQL, *flt.args(), bound)
+                exact = all(r["last"] <= bound for r in counts)
         by_action = {r["action"]: int(r["n"]) for r in counts if r["n"]}
         return [msgspec.Raw(r["entry"].encode()) for r in rows], by_action, exact
 

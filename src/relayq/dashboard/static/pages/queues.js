@@ -219,13 +219,13 @@ export function renderQueuesPage(root) {
     next.disabled = offset + QUEUES_PAGE >= shown.length;
   };
 
-  let cost = 0; // milliseconds the last reload took (request and drawing)
+  let cost = 0; // milliseconds the last drawing took (not the request: a slow answer is not ours)
   const reload = coalesce(async () => {
-    const started = performance.now();
     try {
       queues = await fetchQueues();
       loaded = true;
       error.hidden = true;
+      const started = performance.now();
       draw();
       cost = performance.now() - started;
     } catch (failure) {
@@ -238,10 +238,11 @@ export function renderQueuesPage(root) {
       replace(error, errorText(failure));
       error.hidden = false;
     }
-  // Refetch at most every half second, and spend at most a fifth of the time on it: one request
-  // carries every queue, but thousands of rows take a while to draw. (It waited 25 ms per queue,
-  // from when each queue had a request of its own: counts stayed 25 s old with 1,000 queues.)
-  }, () => Math.max(500, 4 * cost));
+  // Refetch at most every half second, and spend at most a fifth of the time drawing: one
+  // request carries every queue, but rows take a while to draw. Never wait more than 5 s. (It
+  // waited 25 ms per queue, from when each queue had a request of its own: counts stayed 25 s
+  // old with 1,000 queues.)
+  }, () => Math.min(5000, Math.max(500, 4 * cost)));
 
   replace(root,
     h('section', { class: 'page' },
