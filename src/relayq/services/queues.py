@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relayq.config import Settings
-from relayq.db.database import Database, Row, Transaction
+from relayq.db.database import CUSTOM_PLANS_SQL, Database, Row, Transaction
 from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
@@ -225,6 +225,7 @@ class QueueService:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
 
         async def transaction(tx: Transaction) -> int:
+            await tx.execute(CUSTOM_PLANS_SQL)  # a generic plan of the queue-wide statements may read the table
             row = await _lock_queue(tx, name)
             table = MESSAGE_TABLES[row["queue_type"]]
             if not force:
@@ -254,7 +255,12 @@ class QueueService:
         """Delete the queue's messages in one status (or all); the queue stays."""
         ref = await self.resolve(name, refresh=True)
         table = MESSAGE_TABLES[ref.kind]
-        deleted = int(await self.db.fetchval(PURGE_SQL.format(table=table), name, status))
+
+        async def transaction(tx: Transaction) -> int:
+            await tx.execute(CUSTOM_PLANS_SQL)  # `$2 = 'all' OR ...`: the generic plan reads the table
+            return int(await tx.fetchval(PURGE_SQL.format(table=table), name, status))
+
+        deleted = await self.db.run_in_transaction(transaction)
         if status == "all":
             await self.db.execute("DELETE FROM relay.message_types WHERE queue_name = $1", name)
         await self.hub.publish_durable(Change(
@@ -273,6 +279,7 @@ class QueueService:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be renamed")
 
         async def transaction(tx: Transaction) -> tuple[Row, int, int]:
+            await tx.execute(CUSTOM_PLANS_SQL)  # as for delete
             row = await _lock_queue(tx, name)
             taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
             if taken or new_name == name:
