@@ -186,6 +186,7 @@ class AdminService:
         return found, True
 
     async def _spread(self, queue: str | None, status: str | None) -> Spread:
+        """Where `status`'s messages are (of `queue`, or every queue), from the counters."""
         return Spread.of(await self.queues.count_rows(queue), status)
 
     async def iter_messages(
