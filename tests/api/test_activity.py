@@ -158,7 +158,15 @@ def test_anomalies_filters_sorting_and_summary(api: httpx.Client, queue: str) ->
     assert types(type="lock_stolen") == ["lock_stolen"]
     assert types(action="enqueue,dequeue", sort_by="action", sort_order="asc") == ["flash_message", "large_payload"]
     assert api.get("/queue/activity/anomalies", params={"queue_name": queue, "limit": 1}).json()["pagination"] == {
-        "total": 3, "limit": 1, "offset": 0, "has_more": True}
+        "total": 3, "limit": 1, "offset": 0, "has_more": True, "totalExact": True}
+    # maxCount: the summary covers the newest N anomalies (every dequeue by a waiting worker is a
+    # flash_message, so a big log holds millions), and says when there were more.
+    newest = api.get("/queue/activity/anomalies", params={"queue_name": queue, "limit": 1, "maxCount": 2}).json()
+    assert newest["pagination"]["totalExact"] is False and newest["summary"]["total"] == 2
+    assert newest["summary"]["by_type"] == {"lock_stolen": 1, "flash_message": 1}  # the two newest
+    assert newest["summary"]["by_severity"] == {"critical": 1, "warning": 1, "info": 0}
+    roomy = api.get("/queue/activity/anomalies", params={"queue_name": queue, "maxCount": 3}).json()
+    assert (roomy["summary"]["total"], roomy["pagination"]["totalExact"]) == (3, True)
     for bad in ({"severity": "fatal"}, {"sort_by": "payload"}, {"sort_order": "up"}):
         assert api.get("/queue/activity/anomalies", params=bad).status_code == 400
 

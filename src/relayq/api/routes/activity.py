@@ -24,6 +24,8 @@ RANGE = (
     Field("end_time", "number", doc="Unix seconds, inclusive"),
 )
 QUEUE = Field("queue_name", "str", aliases=("queue", "queueName"))
+MAX_COUNT = Field("maxCount", "int", minimum=1, doc="new: count only the newest this many matches (the dashboard "
+                  "sends 10000); with more, total is this number, totalExact false, the summary covers these")
 ACTION = Field("action", "str", doc="one action or a comma list")
 
 ACTIVITY_QUERY = (
@@ -34,8 +36,7 @@ ACTIVITY_QUERY = (
     *RANGE,
     Field("has_anomaly", "bool", doc="true: only entries with an anomaly"),
     Field("anomaly_type", "str"),
-    Field("maxCount", "int", minimum=1, doc="new: count only the newest this many matches (the dashboard "
-          "sends 10000); with more, total is this number, totalExact false, the summary covers these"),
+    MAX_COUNT,
     *PAGING,
 )
 ANOMALY_QUERY = (
@@ -46,6 +47,7 @@ ANOMALY_QUERY = (
     *RANGE,
     Field("sort_by", "choice", default="timestamp", choices=tuple(ANOMALY_SORTS)),
     Field("sort_order", "choice", default="desc", choices=("asc", "desc")),
+    MAX_COUNT,
     *PAGING,
 )
 CONSUMER_QUERY = (Field("consumer_id", "str"), Field("queue_name", "str", aliases=("queue", "queueName"),
@@ -65,6 +67,12 @@ def _actions(value: str | None) -> list[str] | None:
     return actions or None
 
 
+def _bound(q: dict[str, Any]) -> int | None:
+    """`maxCount`, raised to the end of the page asked for; None when not given (exact)."""
+    wanted = q["maxCount"]
+    return None if wanted is None else max(wanted, q["offset"] + q["limit"])
+
+
 def _pagination(total: int, limit: int, offset: int) -> dict[str, Any]:
     more = offset + limit < total
     return {"total": total, "limit": limit, "offset": offset, "has_more": more, "hasMore": more}
@@ -79,10 +87,8 @@ async def activity(request: Request) -> Response:
         queue=q["queue_name"], start=q["start_time"], end=q["end_time"], has_anomaly=q["has_anomaly"],
         anomaly_type=_trimmed(q["anomaly_type"]),
     )
-    wanted = q["maxCount"]  # a bound never short of the page asked for
-    bound = None if wanted is None else max(wanted, q["offset"] + q["limit"])
     logs, by_action, exact = await extensions_of(relay(request)).store.list_entries(
-        flt, q["limit"], q["offset"], bound)
+        flt, q["limit"], q["offset"], _bound(q))
     total = sum(by_action.values())
     pagination = _pagination(total, q["limit"], q["offset"])
     if not exact:
@@ -104,11 +110,13 @@ async def anomalies(request: Request) -> Response:
     q = parse_query(ANOMALY_QUERY, request.query_params)
     flt = ActivityFilter(actions=_actions(q["action"]), queue=q["queue_name"], start=q["start_time"],
                          end=q["end_time"], anomaly_type=_trimmed(q["type"]), severity=q["severity"])
-    found, summary = await extensions_of(relay(request)).store.anomalies(
-        flt, q["sort_by"], q["sort_order"], q["limit"], q["offset"])
+    found, summary, exact = await extensions_of(relay(request)).store.anomalies(
+        flt, q["sort_by"], q["sort_order"], q["limit"], q["offset"], _bound(q))
     pagination = _pagination(summary["total"], q["limit"], q["offset"])
     del pagination["hasMore"]
-    return ok({"anomalies": found, "summary": summary, "pagination": pagination})
+    if not exact:
+        pagination["has_more"] = True
+    return ok({"anomalies": found, "summary": summary, "pagination": {**pagination, "totalExact": exact}})
 
 
 @endpoint("DELETE", "/queue/activity/clear", summary="Delete all activity, anomalies and consumer stats",

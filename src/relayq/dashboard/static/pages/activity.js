@@ -192,11 +192,15 @@ export function renderAnomaliesTab(root, { queue }) {
     ],
     async load(filters, offset) {
       const result = await api.get('queue/activity/anomalies', { ...filters, queue_name: queue, limit: PAGE, offset,
-        start_time: toUnixSeconds(filters.start_time), end_time: toUnixSeconds(filters.end_time) });
+        start_time: toUnixSeconds(filters.start_time), end_time: toUnixSeconds(filters.end_time),
+        maxCount: MAX_COUNT });
       const { summary } = result;
+      const exact = result.pagination.totalExact !== false;
       return {
-        rows: result.anomalies, total: summary.total,
+        rows: result.anomalies, total: summary.total, exact,
         summary: [
+          exact ? null : h('span', { class: 'muted', 'data-testid': 'anomalies-summary-scope' },
+            t('activity.summaryNewest', { count: summary.total })),
           chip(t('activity.total'), summary.total),
           SEVERITIES.map((s) => chip(t(`severity.${s}`), summary.by_severity[s] ?? 0, `severity-${s}`)),
           Object.entries(summary.by_type).map(([type, count]) => chip(t(`anomaly.${type}`), count)),
