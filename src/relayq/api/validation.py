@@ -241,3 +241,9 @@ def require_object(body: Any, what: str = "body") -> dict[str, Any]:
         raise RelayError(400, "VALIDATION_ERROR", f"{what} must be a JSON object",
                          details=[{"field": "" if what == "body" else what, "message": "must be an object"}])
     return body
+
+
+def count_bound(max_count: int | None, page_end: int) -> int | None:
+    """A listing's `maxCount`, raised to the end of the page asked for (so that page's own rows
+    are always counted); None, an exact count, when it was not given."""
+    return None if max_count is None else max(max_count, page_end)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from relayq.api.http import endpoint, ok
 from relayq.api.routes.messages import relay
-from relayq.api.validation import Field, parse_query
+from relayq.api.validation import Field, count_bound, parse_query
 from relayq.services.activity import ActivityFilter
 from relayq.services.activity.store import ANOMALY_SORTS
 from relayq.services.extensions import extensions_of
@@ -67,12 +67,6 @@ def _actions(value: str | None) -> list[str] | None:
     return actions or None
 
 
-def _bound(q: dict[str, Any]) -> int | None:
-    """`maxCount`, raised to the end of the page asked for; None when not given (exact)."""
-    wanted = q["maxCount"]
-    return None if wanted is None else max(wanted, q["offset"] + q["limit"])
-
-
 def _pagination(total: int, limit: int, offset: int) -> dict[str, Any]:
     more = offset + limit < total
     return {"total": total, "limit": limit, "offset": offset, "has_more": more, "hasMore": more}
@@ -88,7 +82,7 @@ async def activity(request: Request) -> Response:
         anomaly_type=_trimmed(q["anomaly_type"]),
     )
     logs, by_action, exact = await extensions_of(relay(request)).store.list_entries(
-        flt, q["limit"], q["offset"], _bound(q))
+        flt, q["limit"], q["offset"], count_bound(q["maxCount"], q["offset"] + q["limit"]))
     total = sum(by_action.values())
     pagination = _pagination(total, q["limit"], q["offset"])
     if not exact:
@@ -111,7 +105,7 @@ async def anomalies(request: Request) -> Response:
     flt = ActivityFilter(actions=_actions(q["action"]), queue=q["queue_name"], start=q["start_time"],
                          end=q["end_time"], anomaly_type=_trimmed(q["type"]), severity=q["severity"])
     found, summary, exact = await extensions_of(relay(request)).store.anomalies(
-        flt, q["sort_by"], q["sort_order"], q["limit"], q["offset"], _bound(q))
+        flt, q["sort_by"], q["sort_order"], q["limit"], q["offset"], count_bound(q["maxCount"], q["offset"] + q["limit"]))
     pagination = _pagination(summary["total"], q["limit"], q["offset"])
     del pagination["hasMore"]
     if not exact:

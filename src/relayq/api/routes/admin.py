@@ -17,7 +17,14 @@ from starlette.responses import Response, StreamingResponse
 
 from relayq.api.http import decode_json, encode_json, endpoint, ok, read_json
 from relayq.api.routes.messages import relay
-from relayq.api.validation import Field, parse_fields, parse_query, require_object, require_storable
+from relayq.api.validation import (
+    Field,
+    count_bound,
+    parse_fields,
+    parse_query,
+    require_object,
+    require_storable,
+)
 from relayq.domain.errors import RelayError
 from relayq.domain.messages import STATUS_BY_QUEUE_TYPE, message_to_wire
 from relayq.services.admin import SORT_COLUMNS, MessageFilter
@@ -84,16 +91,9 @@ async def list_messages(request: Request) -> Response:
     flt, params = _filter(request, status)
     page = parse_query(PAGE_QUERY, request.query_params)
     limit, number = page["limit"], page["page"]
-    admin = relay(request).admin
     offset = (number - 1) * limit
-    rows = await admin.list_messages(flt, params["sortBy"], params["sortOrder"], limit, offset)
-    # On the last page the count is known: a search that matches little has just read the whole
-    # table to fill the page, and need not read it again to count.
-    if len(rows) < limit and (rows or not offset):
-        total, exact = offset + len(rows), True
-    else:
-        wanted = page["maxCount"]  # a bound never below the end of the page asked for
-        total, exact = await admin.count_messages(flt, None if wanted is None else max(wanted, number * limit))
+    rows, total, exact = await relay(request).admin.page(
+        flt, params["sortBy"], params["sortOrder"], limit, offset, count_bound(page["maxCount"], offset + limit))
     pages = (total + limit - 1) // limit
     return ok({"messages": [message_to_wire(r) for r in rows],
                "pagination": {"total": total, "page": number, "limit": limit, "totalPages": pages,

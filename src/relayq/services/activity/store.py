@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from relayq.db.database import CUSTOM_PLANS_SQL, Database
+from relayq.db.database import CUSTOM_PLANS_SQL, Database, Transaction
 from relayq.db.queries import load_named
 from relayq.services.activity.entries import ENTRY_KEYS
 
@@ -50,18 +50,35 @@ ORDER BY page.ts DESC, page.log_id DESC"""
 COUNTER_SQL = """SELECT action, sum(n)::bigint AS n FROM relay.activity_counts
 WHERE ($1::text IS NULL OR queue = $1) AND ($2::text[] IS NULL OR action = ANY($2))
 GROUP BY 1 HAVING sum(n) <> 0 ORDER BY 1"""
-# The count per action of the newest $10 matches, and each action's last position among the
-# newest $10 + 1 (one past the bound tells whether there were more).
-BOUNDED_COUNTS_SQL = f"""SELECT action, count(*) FILTER (WHERE n <= $10) AS n, max(n) AS last
-FROM (SELECT l.action, row_number() OVER (ORDER BY l.ts DESC, l.log_id DESC) AS n
-      FROM relay.activity_log l WHERE {FILTER} ORDER BY l.ts DESC, l.log_id DESC LIMIT $10::bigint + 1) newest
-GROUP BY 1 ORDER BY 1"""
-# The same for anomalies, per type and severity, through the anomaly index.
-BOUNDED_ANOMALIES_SQL = f"""SELECT anomaly_type, anomaly_severity, count(*) FILTER (WHERE n <= $10) AS n, max(n) AS last
-FROM (SELECT l.anomaly_type, l.anomaly_severity, row_number() OVER (ORDER BY l.ts DESC, l.log_id DESC) AS n
-      FROM relay.activity_log l WHERE l.anomaly_type IS NOT NULL AND {FILTER}
+EXACT_COUNTS_SQL = f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1"
+ANOMALY_SUMMARY_SQL = SQL["anomaly_summary"].replace("{filter}", FILTER)
+
+
+def newest_counts_sql(keys: str, condition: str = "TRUE") -> str:
+    """Matches of `condition` and FILTER among the newest $10, counted per `keys`, with each
+    group's last position among the newest $10 + 1 (one past the bound tells whether there
+    were more): read through the time index, never the whole log."""
+    return f"""SELECT {keys}, count(*) FILTER (WHERE n <= $10) AS n, max(n) AS last
+FROM (SELECT {keys}, row_number() OVER (ORDER BY l.ts DESC, l.log_id DESC) AS n
+      FROM relay.activity_log l WHERE {condition} AND {FILTER}
       ORDER BY l.ts DESC, l.log_id DESC LIMIT $10::bigint + 1) newest
-GROUP BY 1, 2"""
+GROUP BY {keys} ORDER BY {keys}"""
+
+
+BOUNDED_COUNTS_SQL = newest_counts_sql("action")
+BOUNDED_ANOMALIES_SQL = newest_counts_sql("anomaly_type, anomaly_severity", "l.anomaly_type IS NOT NULL")
+
+
+async def _counts(tx: Transaction, exact_sql: str, bounded_sql: str, flt: ActivityFilter,
+                  bound: int | None) -> tuple[list[Any], bool]:
+    """The count rows of every match (`exact_sql`), or of the newest `bound` only (`bounded_sql`,
+    from newest_counts_sql), and whether they cover every match."""
+    if bound is None:
+        return await tx.fetch(exact_sql, *flt.args()), True
+    rows = await tx.fetch(bounded_sql, *flt.args(), bound)
+    return rows, all(r["last"] <= bound for r in rows)
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -146,15 +163,8 @@ class ActivityStore:
             if flt.counted():
                 counts = await tx.fetch(COUNTER_SQL, flt.queue, list(flt.actions) if flt.actions else None)
                 exact = True
-            elif bound is None:
-                counts = await tx.fetch(
-                    f"SELECT l.action, count(*) AS n FROM relay.activity_log l WHERE {FILTER} GROUP BY 1 ORDER BY 1",
-                    *flt.args(),
-                )
-                exact = True
             else:
-                counts = await tx.fetch(BOUNDED_COUNTS_SQL, *flt.args(), bound)
-                exact = all(r["last"] <= bound for r in counts)
+                counts, exact = await _counts(tx, EXACT_COUNTS_SQL, BOUNDED_COUNTS_SQL, flt, bound)
         by_action = {r["action"]: int(r["n"]) for r in counts if r["n"]}
         return [msgspec.Raw(r["entry"].encode()) for r in rows], by_action, exact
 
@@ -183,12 +193,7 @@ class ActivityStore:
                 f"JOIN relay.activity_log l ON l.log_id = page.log_id ORDER BY {order_by}",
                 *flt.args(), limit, offset,
             )
-            if bound is None:
-                counts = await tx.fetch(SQL["anomaly_summary"].replace("{filter}", FILTER), *flt.args())
-                exact = True
-            else:
-                counts = await tx.fetch(BOUNDED_ANOMALIES_SQL, *flt.args(), bound)
-                exact = all(r["last"] <= bound for r in counts)
+            counts, exact = await _counts(tx, ANOMALY_SUMMARY_SQL, BOUNDED_ANOMALIES_SQL, flt, bound)
         by_type: dict[str, int] = {}
         by_severity = {"critical": 0, "warning": 0, "info": 0}
         for row in counts:
