@@ -2,6 +2,9 @@
 // (…/dashboard/api.js → …/api/), so the dashboard works under any host or path prefix.
 const API_BASE = new URL('../api/', import.meta.url);
 const KEY_STORAGE = 'relay.apiKey';
+// `maxCount` of the listings and the activity log: a filter matching a million messages or
+// entries must not count them on every refresh ("more than 10000" beyond).
+export const MAX_COUNT = 10000;
 
 export class ApiError extends Error {
   constructor(status, body) {

@@ -128,3 +128,26 @@ export function parseJsonField(text, label) {
     throw new Error(t('error.invalidJson', { field: label, detail: error.message }));
   }
 }
+
+/**
+ * Previous/next buttons around "Page x of y · n total" for a list paged by offset, `size` rows a
+ * page; `move(offset)` is called with the offset to show. `show(offset, total, exact)` redraws
+ * them; a count that is not exact (a bound, `maxCount`) reads "more than" and keeps Next enabled.
+ */
+export function offsetPager(size, move, testid = 'page') {
+  let at = 0;
+  const info = h('span', { 'data-testid': `${testid}-info` });
+  const prev = h('button', { type: 'button', class: 'button small', 'data-testid': `${testid}-prev`,
+    onclick: () => move(Math.max(0, at - size)) }, `‹ ${t('pager.prev')}`);
+  const next = h('button', { type: 'button', class: 'button small', 'data-testid': `${testid}-next`,
+    onclick: () => move(at + size) }, `${t('pager.next')} ›`);
+  const element = h('div', { class: 'pager' }, prev, info, next);
+  function show(offset, total, exact = true) {
+    at = offset;
+    info.textContent = t(exact ? 'pager.info' : 'pager.infoAtLeast',
+      { page: Math.floor(offset / size) + 1, pages: Math.max(1, Math.ceil(total / size)), total });
+    prev.disabled = offset === 0;
+    next.disabled = exact && offset + size >= total;
+  }
+  return { element, show };
+}

@@ -1,9 +1,9 @@
 // The activity, anomalies and consumers tabs of the queue page. Filters map one to one onto
 // the query parameters of /api/queue/activity, /activity/anomalies and /activity/consumers.
-import { api } from '../api.js';
+import { api, MAX_COUNT } from '../api.js';
 import { clamped, clipped, coalesce, fmtDuration, h, replace, select, timeCell } from '../dom.js';
 import { t } from '../i18n.js';
-import { errorText } from '../ui.js';
+import { errorText, offsetPager } from '../ui.js';
 import { anomalyBadge, historyDialog } from './message-dialogs.js';
 
 export const ACTIONS = ['enqueue', 'dequeue', 'acknowledge', 'nack', 'move_to_dlq', 'timeout_requeue',
@@ -13,9 +13,6 @@ export const ANOMALY_TYPES = ['flash_message', 'burst_dequeue', 'large_payload',
   'near_dlq', 'dlq_movement', 'zombie_message', 'bulk_enqueue', 'bulk_delete', 'bulk_move', 'queue_cleared'];
 const SEVERITIES = ['critical', 'warning', 'info'];
 const PAGE = 50;
-// Entries an activity page counts at most: counting all of a log of millions took 0.3 s a page
-// at 3,000,000 entries, on every refresh. Beyond it the summary covers the newest this many.
-const MAX_COUNT = 10000;
 // The server writes activity entries in the background (every ACTIVITY_FLUSH_INTERVAL_MS,
 // 100 ms by default), so the refetch an event triggers can run before the entry it announces
 // is stored. One more refetch this long after the last event picks it up.
@@ -50,11 +47,7 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true,
   let offset = 0;
   const tbody = h('tbody', {});
   const summary = h('div', { class: 'summary', 'data-testid': `${testid}-summary` });
-  const info = h('span', { 'data-testid': 'page-info' });
-  const prev = h('button', { type: 'button', class: 'button small', 'data-testid': 'page-prev',
-    onclick: () => { offset = Math.max(0, offset - PAGE); refresh(); } }, `‹ ${t('pager.prev')}`);
-  const next = h('button', { type: 'button', class: 'button small', 'data-testid': 'page-next',
-    onclick: () => { offset += PAGE; refresh(); } }, `${t('pager.next')} ›`);
+  const pager = offsetPager(PAGE, (at) => { offset = at; refresh(); });
   const errorBox = h('p', { class: 'form-error', hidden: true, 'data-testid': 'page-error' });
 
   const refresh = coalesce(async () => {
@@ -63,12 +56,7 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true,
       replace(tbody, result.rows.length ? result.rows.map(drawRow)
         : h('tr', {}, h('td', { colspan: head.length, class: 'muted empty' }, t('common.noResults'))));
       replace(summary, result.summary);
-      const pages = Math.max(1, Math.ceil(result.total / PAGE));
-      const exact = result.exact !== false; // a bounded count (MAX_COUNT) reads "more than"
-      info.textContent = t(exact ? 'pager.info' : 'pager.infoAtLeast',
-        { page: Math.floor(offset / PAGE) + 1, pages, total: result.total });
-      prev.disabled = offset === 0;
-      next.disabled = exact && offset + PAGE >= result.total;
+      pager.show(offset, result.total, result.exact !== false); // a bounded count (MAX_COUNT) reads "more than"
       errorBox.hidden = true;
     } catch (failure) {
       replace(errorBox, errorText(failure));
@@ -100,7 +88,7 @@ function filteredList(root, { fields, head, load, drawRow, testid, paged = true,
       h('table', { class: 'table responsive', 'data-testid': `${testid}-table` },
         h('thead', {}, h('tr', {}, head.map((label, i) => h('th', numeric.includes(i) ? { class: 'num' } : {}, label)))),
         tbody)),
-    paged ? h('div', { class: 'pager' }, prev, info, next) : null);
+    paged ? pager.element : null);
   refresh();
 
   // Live updates: refetch now (for what is already stored) and once more SETTLE_MS after the

@@ -1,6 +1,6 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
-import { api, download } from '../api.js';
+import { api, download, MAX_COUNT } from '../api.js';
 import {
   clamped, clipped, coalesce, h, isWaiting, localInputToIso, preview, replace, select, timeCell,
 } from '../dom.js';
@@ -12,7 +12,6 @@ import {
 
 const PAGE_SIZES = [25, 50, 100, 250];
 const EDITABLE = new Set(['main', 'dead']);
-const MAX_COUNT = 10000;  // matches a filtered page counts at most ("more than 10000" beyond)
 const STATUS_OF_TAB = { main: 'queued', processing: 'processing', dead: 'dead', acknowledged: 'acknowledged',
   archived: 'archived' };
 // The SSE event type of messages entering each status (API.md §4); an event about a status with
@@ -196,7 +195,6 @@ export function renderMessagesTab(root, { queue, queueType, types, onChange }) {
 
   const refresh = coalesce(async () => {
     try {
-      // maxCount: a filter matching a million messages must not count them on every refresh.
       const result = await api.get(`queue/${queueType}/messages`,
         { ...query(), page: state.page, limit: state.limit, maxCount: MAX_COUNT });
       // Live updates can shrink the list under the pager: step back to the last page.

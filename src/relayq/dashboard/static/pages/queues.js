@@ -4,7 +4,7 @@ import { api } from '../api.js';
 import { coalesce, h, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { ratePerMinute, subscribe, throughputSeries } from '../live.js';
-import { confirmDialog, errorText, formDialog, toast } from '../ui.js';
+import { confirmDialog, errorText, formDialog, offsetPager, toast } from '../ui.js';
 
 export const STATUSES = ['queued', 'processing', 'dead', 'acknowledged', 'archived'];
 const QUEUE_TYPES = ['standard', 'unlogged', 'partitioned'];
@@ -195,12 +195,8 @@ export function renderQueuesPage(root) {
   let offset = 0;
   let needle = '';
 
-  const info = h('span', { 'data-testid': 'queues-page-info' });
-  const prev = h('button', { type: 'button', class: 'button small', 'data-testid': 'queues-page-prev',
-    onclick: () => { offset = Math.max(0, offset - QUEUES_PAGE); draw(); } }, `‹ ${t('pager.prev')}`);
-  const next = h('button', { type: 'button', class: 'button small', 'data-testid': 'queues-page-next',
-    onclick: () => { offset += QUEUES_PAGE; draw(); } }, `${t('pager.next')} ›`);
-  const pager = h('div', { class: 'pager', hidden: true }, prev, info, next);
+  const pager = offsetPager(QUEUES_PAGE, (at) => { offset = at; draw(); }, 'queues-page');
+  pager.element.hidden = true;
   const filter = h('input', { type: 'search', class: 'queue-filter', 'data-testid': 'queues-filter',
     placeholder: t('queues.filter'), 'aria-label': t('queues.filter'),
     oninput: (event) => { needle = event.target.value.trim().toLowerCase(); offset = 0; draw(); } });
@@ -212,11 +208,8 @@ export function renderQueuesPage(root) {
     replace(body, rows.length
       ? rows.map((queue) => queueRow(queue, reload))
       : h('tr', {}, h('td', { colspan: 9, class: 'muted' }, t(queues.length ? 'common.noResults' : 'queues.empty'))));
-    pager.hidden = shown.length <= QUEUES_PAGE;
-    info.textContent = t('pager.info', { page: Math.floor(offset / QUEUES_PAGE) + 1,
-      pages: Math.max(1, Math.ceil(shown.length / QUEUES_PAGE)), total: shown.length });
-    prev.disabled = offset === 0;
-    next.disabled = offset + QUEUES_PAGE >= shown.length;
+    pager.element.hidden = shown.length <= QUEUES_PAGE;
+    pager.show(offset, shown.length);
   };
 
   let cost = 0; // milliseconds the last drawing took (not the request: a slow answer is not ours)
@@ -259,7 +252,7 @@ export function renderQueuesPage(root) {
             STATUSES.map((status) => h('th', { class: 'num' }, t(`status.${status}`))),
             h('th', {}, t('queues.throughput')), h('th', {}, t('common.actions')))),
           body)),
-      pager));
+      pager.element));
 
   reload();
   const unsubscribe = subscribe(() => reload());
