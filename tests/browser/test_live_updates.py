@@ -90,3 +90,25 @@ def test_selection_survives_live_updates(page: Any, rest: RestClient, base_url: 
     expect(page.get_by_test_id("selection-info")).to_have_text("1 selected")
     page.get_by_test_id("filter-priority").select_option("5")
     expect(page.get_by_test_id("selection-info")).to_have_text("0 selected")
+
+
+def test_a_request_that_never_answers_does_not_stop_the_refreshes(page: Any, rest: RestClient, base_url: str) -> None:
+    # A view refreshes one request at a time: the first GET /queues hangs (a stalled proxy), and
+    # without a timeout on it the queues page never refreshed again.
+    page.add_init_script("localStorage.setItem('relay.getTimeoutMs', '1000')")
+    hung: list[Any] = []
+
+    def hang_first(route: Any) -> None:
+        if not hung and route.request.method == "GET":
+            hung.append(route)  # never answered
+        else:
+            route.continue_()
+
+    page.route("**/api/queues", hang_first)
+    page.goto(f"{base_url}/dashboard/")
+    expect(page.get_by_test_id("queues-error")).to_contain_text("did not answer in time")
+
+    queue = new_queue_name("stall")
+    rest.call("POST", "/queues", {"name": queue})  # its event refreshes the page
+    expect(page.get_by_test_id(f"queue-row-{queue}")).to_be_visible()
+    assert len(hung) == 1

@@ -15,6 +15,24 @@ export class ApiError extends Error {
   }
 }
 
+// A view refreshes one request at a time (dom.js coalesce), so a GET that never answers (a
+// stalled proxy, a paused pgbouncer) stopped that view's refreshes for good. A GET now gives up
+// after this long (the server's own statement timeout is 30 s), and the next refresh asks again.
+// Writes are not cut off: a purge of a big queue takes its time, and leaving would not stop it.
+// `relay.getTimeoutMs` in localStorage overrides it (the browser tests use a short one).
+const GET_TIMEOUT_MS = Number(localStorage.getItem('relay.getTimeoutMs')) || 40_000;
+
+/** Raised for a GET that did not answer within GET_TIMEOUT_MS (errorText shows it translated). */
+export class RequestTimeout extends ApiError {
+  constructor() {
+    super(0, { message: `No answer within ${GET_TIMEOUT_MS / 1000} s`, code: 'TIMEOUT' });
+  }
+}
+
+function rethrowTimeout(error) {
+  throw error && error.name === 'TimeoutError' ? new RequestTimeout() : error;
+}
+
 let unauthorizedHandler = () => {};
 
 /** Register what to do when the server answers 401 (the app shows the key dialog). */
@@ -45,14 +63,15 @@ function headers(extra = {}) {
   return key ? { 'X-API-KEY': key, ...extra } : extra;
 }
 
-async function send(method, path, { query, body, form } = {}) {
+async function send(method, path, { query, body, form, timeoutMs } = {}) {
   const init = { method, headers: headers() };
+  if (timeoutMs) init.signal = AbortSignal.timeout(timeoutMs);
   if (form) init.body = form;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
-  const response = await fetch(apiUrl(path, query), init);
+  const response = await fetch(apiUrl(path, query), init).catch(rethrowTimeout);
   if (response.status === 401) {
     const payload = await response.json().catch(() => null);
     const error = new ApiError(401, payload);
@@ -65,13 +84,17 @@ async function send(method, path, { query, body, form } = {}) {
 /** Send a request and return the parsed JSON body; throws ApiError on any non-2xx. */
 export async function request(method, path, options = {}) {
   const response = await send(method, path, options);
-  const payload = await response.json().catch(() => null);
+  // The timeout covers the body too: a body cut off by it is a timeout, not an empty answer.
+  const payload = await response.json().catch((error) => {
+    if (error && error.name === 'TimeoutError') rethrowTimeout(error);
+    return null;
+  });
   if (!response.ok) throw new ApiError(response.status, payload);
   return payload;
 }
 
 export const api = {
-  get: (path, query) => request('GET', path, { query }),
+  get: (path, query) => request('GET', path, { query, timeoutMs: GET_TIMEOUT_MS }),
   post: (path, body, query) => request('POST', path, { body, query }),
   put: (path, body, query) => request('PUT', path, { body, query }),
   patch: (path, body) => request('PATCH', path, { body }),

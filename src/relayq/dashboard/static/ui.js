@@ -19,6 +19,7 @@ export function isMissingKey(error) {
 /** Human text for any error thrown by the API client or by the page code. */
 export function errorText(error) {
   if (error && error.status === 401) return isMissingKey(error) ? t('auth.required') : t('auth.invalid');
+  if (error && error.code === 'TIMEOUT') return t('error.timeout');
   return (error && error.message) || String(error);
 }
 
