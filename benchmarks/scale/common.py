@@ -114,7 +114,7 @@ def private_cluster(settings: dict[str, str] | None = None) -> Iterator[str]:
     import subprocess
     import tempfile
 
-    from tests.support.server import free_port
+    from relayq.bench.environment import free_port
 
     bin_dir = PG_BIN if PG_BIN.exists() else Path(shutil.which("initdb") or "initdb").parent
     folder = Path(tempfile.mkdtemp(prefix="relay-scale-pg-"))

@@ -68,6 +68,11 @@ class Settings:
     connect_timeout: float = _env("POSTGRES_CONNECT_TIMEOUT", 5.0)
     statement_timeout_ms: int = _env("POSTGRES_STATEMENT_TIMEOUT_MS", 30000)
     statement_cache_size: int = _env("POSTGRES_STATEMENT_CACHE_SIZE", 200, doc="0 for pgbouncer transaction mode")
+    bulk_statement_timeout_ms: int = _env(
+        "POSTGRES_BULK_STATEMENT_TIMEOUT_MS", 3_600_000,
+        doc="statement_timeout of the admin operations whose work grows with a queue (delete, purge, rename, "
+            "clear, export); 0 for none",
+    )
     data_dir: str = _env("RELAY_DATA_DIR", "", doc="embedded PostgreSQL data directory")
     listen_database_url: str = _env(
         "LISTEN_DATABASE_URL", "", doc="direct URL for LISTEN (live events) when DATABASE_URL goes through pgbouncer"

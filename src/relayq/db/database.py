@@ -103,6 +103,17 @@ def command_timeout(settings: Settings) -> float | None:
     return settings.statement_timeout_ms / 1000 + settings.connect_timeout
 
 
+# How long Relay waits for a bulk statement when POSTGRES_BULK_STATEMENT_TIMEOUT_MS is 0 (none).
+UNBOUNDED_WAIT = 7 * 86400.0
+
+
+def bulk_timeout(settings: Settings) -> float:
+    """The client-side bound on a bulk transaction's statements (see `Database.transaction`)."""
+    if settings.bulk_statement_timeout_ms <= 0:
+        return UNBOUNDED_WAIT
+    return settings.bulk_statement_timeout_ms / 1000 + settings.connect_timeout
+
+
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
 Row = Mapping[str, Any]
 
@@ -234,17 +245,28 @@ class Database(QueryRunner):
         return await run_retrying(once)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        """A connection inside BEGIN/COMMIT; its statements are counted like the pool's."""
-        async with self._acquire() as conn, conn.transaction():
-            yield Transaction(conn, self)
+    async def transaction(self, *, bulk: bool = False) -> AsyncIterator[Transaction]:
+        """A connection inside BEGIN/COMMIT; its statements are counted like the pool's.
 
-    async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]]) -> T:
+        `bulk`: the admin operations whose work grows with a queue (deleting, purging, renaming
+        or exporting all of it) run under POSTGRES_BULK_STATEMENT_TIMEOUT_MS instead of the
+        request path's statement timeout, on both sides: at 2 s per million rows, a queue of 15
+        million could otherwise never be deleted (every attempt rolled back at 30 s).
+        """
+        async with self._acquire() as conn, conn.transaction():
+            tx = Transaction(conn, self)
+            if bulk:
+                tx.timeout = bulk_timeout(self.settings)
+                await tx.execute("SELECT set_config('statement_timeout', $1, true)",
+                                 str(max(self.settings.bulk_statement_timeout_ms, 0)))
+            yield tx
+
+    async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]], *, bulk: bool = False) -> T:
         """`body` inside one transaction, run again from the start when PostgreSQL rolls it back
         as a deadlock victim (run_retrying), as single statements are: request-path
         transactions lock rows in their own order while workers lock them in theirs."""
         async def attempt() -> T:
-            async with self.transaction() as tx:
+            async with self.transaction(bulk=bulk) as tx:
                 return await body(tx)
 
         return await run_retrying(attempt)
@@ -287,11 +309,12 @@ class Transaction(QueryRunner):
     def __init__(self, conn: asyncpg.Connection, db: Database) -> None:
         self.conn = conn
         self._db = db
+        self.timeout: float | None = None  # None: the pool's command_timeout
 
     async def _run(self, op: str, query: str, args: tuple[Any, ...]) -> Any:
         started = time.perf_counter()
         try:
-            return await getattr(self.conn, op)(query, *args)
+            return await getattr(self.conn, op)(query, *args, timeout=self.timeout)
         finally:
             self._db._account(started)
 
@@ -299,6 +322,6 @@ class Transaction(QueryRunner):
         """One statement over many argument tuples (pipelined by asyncpg)."""
         started = time.perf_counter()
         try:
-            await self.conn.executemany(query, args)
+            await self.conn.executemany(query, args, timeout=self.timeout)
         finally:
             self._db._account(started)

@@ -133,10 +133,10 @@ class AdminService:
         return [own_table(ref.kind, ref.id) if reading else MESSAGE_TABLES[ref.kind]]
 
     @contextlib.asynccontextmanager
-    async def _reader(self) -> AsyncIterator[Transaction]:
+    async def _reader(self, *, bulk: bool = False) -> AsyncIterator[Transaction]:
         """A transaction whose statements are planned without JIT (NO_JIT_SQL), each with its
-        values (CUSTOM_PLANS_SQL)."""
-        async with self.db.transaction() as tx:
+        values (CUSTOM_PLANS_SQL); `bulk` for an export (Database.transaction)."""
+        async with self.db.transaction(bulk=bulk) as tx:
             await tx.execute(NO_JIT_SQL)
             await tx.execute(CUSTOM_PLANS_SQL)
             yield tx
@@ -212,13 +212,13 @@ class AdminService:
         if source is None:
             return
         order_by = _listing_order(sort, order)
-        async with self._reader() as tx:
+        async with self._reader(bulk=True) as tx:
             try:
                 cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}",
-                                              *flt.args())
+                                              *flt.args(), timeout=tx.timeout)
             except asyncpg.UndefinedTableError:  # a partitioned queue deleted since it was resolved
                 return
-            while rows := await cursor.fetch(chunk):
+            while rows := await cursor.fetch(chunk, timeout=tx.timeout):
                 yield rows
 
     async def status(self, queue: str | None, include_messages: bool) -> dict[str, Any]:
@@ -352,18 +352,22 @@ class AdminService:
 
     async def clear(self, status: str | None, queue: str | None) -> int:
         """Delete every message (of one status / one queue when given)."""
-        total = 0
-        affected: dict[str, int] = {}
-        for table in await self._tables(queue):
-            rows = await self.db.fetch(
+        tables = await self._tables(queue)
+
+        async def transaction(tx: Transaction) -> list[Mapping[str, Any]]:
+            await tx.execute(CUSTOM_PLANS_SQL)  # `$1 IS NULL OR ...`: the generic plan reads the table
+            return [row for table in tables for row in await tx.fetch(
                 f"""WITH d AS (DELETE FROM {table} m WHERE ($1::text IS NULL OR m.status = $1)
                         AND ($2::text IS NULL OR m.queue_name = $2) AND {ANY_STATUS} RETURNING m.queue_name)
                 SELECT queue_name, count(*) AS n FROM d GROUP BY 1""",
                 status, queue,
-            )
-            for row in rows:
-                affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
-                total += row["n"]
+            )]
+
+        total = 0
+        affected: dict[str, int] = {}
+        for row in await self.db.run_in_transaction(transaction, bulk=True):
+            affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
+            total += row["n"]
         if status is None:  # nothing left: forget the types seen too
             await self.db.execute(
                 "DELETE FROM relay.message_types WHERE $1::text IS NULL OR queue_name = $1", queue)
@@ -376,15 +380,19 @@ class AdminService:
 
     async def delete_by_time(self, start: float, end: float, queue: str | None) -> int:
         """Delete messages created in [start, end], any status."""
-        total = 0
-        for table in await self._tables(queue):
-            total += await self.db.fetchval(
+        tables = await self._tables(queue)
+
+        async def transaction(tx: Transaction) -> int:
+            await tx.execute(CUSTOM_PLANS_SQL)  # as for clear
+            return sum([await tx.fetchval(
                 f"""WITH d AS (DELETE FROM {table} m WHERE m.created_at >= to_timestamp($1)
                     AND m.created_at <= to_timestamp($2) AND ($3::text IS NULL OR m.queue_name = $3) AND {ANY_STATUS}
                     RETURNING 1)
                 SELECT count(*) FROM d""",
                 start, end, queue,
-            )
+            ) for table in tables])
+
+        total = await self.db.run_in_transaction(transaction, bulk=True)
         await self.hub.publish_durable(Change(
             "bulk_delete", queue, consumer_id=ADMIN_CONSUMER, batch_size=total,
             context={"start": start, "end": end, "deleted": total},

@@ -244,8 +244,8 @@ class QueueService:
 
         # The delete locks every row of the queue in its own order while workers lock a few in
         # theirs (a batch ack, a lease taken): a deadlock rolls the whole transaction back, and
-        # it runs again rather than answering 500.
-        deleted = await self.db.run_in_transaction(transaction)
+        # it runs again rather than answering 500. Bulk: its time grows with the queue.
+        deleted = await self.db.run_in_transaction(transaction, bulk=True)
         self.forget(name)
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
                                 context={"deleted_messages": deleted, "force": force}))
@@ -260,7 +260,7 @@ class QueueService:
             await tx.execute(CUSTOM_PLANS_SQL)  # `$2 = 'all' OR ...`: the generic plan reads the table
             return int(await tx.fetchval(PURGE_SQL.format(table=table), name, status))
 
-        deleted = await self.db.run_in_transaction(transaction)
+        deleted = await self.db.run_in_transaction(transaction, bulk=True)
         if status == "all":
             await self.db.execute("DELETE FROM relay.message_types WHERE queue_name = $1", name)
         await self.hub.publish_durable(Change(
@@ -297,8 +297,8 @@ class QueueService:
             assert ids is not None  # an aggregate always has its row
             return updated, ids["lo"], ids["hi"]
 
-        # deadlocks with workers: as for delete
-        updated, lo, hi = await self.db.run_in_transaction(transaction)
+        # deadlocks with workers, and bulk: as for delete
+        updated, lo, hi = await self.db.run_in_transaction(transaction, bulk=True)
         self.forget(name)
         for start in range(lo, hi, RENAME_ACTIVITY_STEP):
             await self.db.execute(RENAME_ACTIVITY_SQL, name, new_name, start, min(start + RENAME_ACTIVITY_STEP, hi))
