@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import msgspec
+
+from tests.support.inprocess import eventually
+from tests.support.server import LiveServer
 
 
 def fill(api: httpx.Client, queue: str) -> list[str]:
@@ -283,3 +289,34 @@ def test_a_large_export_is_complete_and_in_listing_order(api: httpx.Client, queu
     items = exported.json()
     assert [m["payload"]["n"] for m in items] == list(range(12_000))
     assert exported.content == msgspec.json.format(msgspec.json.encode(items), indent=2)  # the same bytes as one list
+
+
+async def test_an_export_stops_when_its_client_leaves(live_server: LiveServer, queue: str) -> None:
+    """Uvicorn does not cancel a handler whose client left: an abandoned export of a big queue went
+    on reading, holding a connection and a snapshot, for up to the bulk timeout (an hour)."""
+    waiting_export = """SELECT count(*) FROM pg_stat_activity WHERE application_name = 'relayq'
+        AND wait_event_type = 'Lock' AND query LIKE 'SELECT%relay.messages%'"""
+    blocker = await asyncpg.connect(live_server.database_url)
+    observer = await asyncpg.connect(live_server.database_url)  # pg_stat_activity is fixed per transaction
+
+    async def export_waits() -> bool:
+        return bool(await observer.fetchval(waiting_export))
+
+    async def export_gone() -> bool:
+        return not await export_waits()
+
+    try:
+        async with httpx.AsyncClient(base_url=live_server.api, timeout=30) as client:
+            sent = await client.post("/queue/message", json={"queue": queue, "type": "t", "payload": {}})
+            assert sent.status_code == 201
+            async with blocker.transaction():
+                await blocker.execute("LOCK TABLE relay.messages IN ACCESS EXCLUSIVE MODE")
+                request = asyncio.ensure_future(client.get("/queue/main/export", params={"queueName": queue}))
+                assert await eventually(export_waits)  # behind the lock
+                request.cancel()  # the client leaves
+                with contextlib.suppress(asyncio.CancelledError):
+                    await request
+                assert await eventually(export_gone)  # cancelled, while the lock is still held
+    finally:
+        await blocker.close()
+        await observer.close()

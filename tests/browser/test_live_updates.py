@@ -112,3 +112,25 @@ def test_a_request_that_never_answers_does_not_stop_the_refreshes(page: Any, res
     rest.call("POST", "/queues", {"name": queue})  # its event refreshes the page
     expect(page.get_by_test_id(f"queue-row-{queue}")).to_be_visible()
     assert len(hung) == 1
+
+
+def test_a_queue_page_whose_first_load_timed_out_loads_at_the_next_event(
+        page: Any, rest: RestClient, base_url: str) -> None:
+    queue = new_queue_name("stall")
+    rest.call("POST", "/queues", {"name": queue})
+    page.add_init_script("localStorage.setItem('relay.getTimeoutMs', '1000')")
+    hung: list[Any] = []
+
+    def hang_first(route: Any) -> None:
+        if not hung:
+            hung.append(route)  # never answered
+        else:
+            route.continue_()
+
+    page.route(f"**/api/queues/{queue}", hang_first)
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    expect(page.get_by_test_id("page-error")).to_contain_text("did not answer in time")
+
+    rest.enqueue(queue, "ping", {"n": 1})  # its event starts the page again
+    expect(page.locator(ROWS)).to_have_count(1)
+    assert len(hung) == 1

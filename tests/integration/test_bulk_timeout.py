@@ -1,10 +1,11 @@
 """The admin operations whose work grows with a queue run under POSTGRES_BULK_STATEMENT_TIMEOUT_MS,
 not the request path's statement timeout.
 
-At 2 s per million rows, a queue of 15 million could never be deleted, purged or cleared under
-the default 30 s: every attempt rolled back at the timeout. The long statement is stood in for by
-a wait: another session holds a lock the operation needs for three request-path timeouts, which
-the operation must outlast (without the bulk timeout, each of these answered 503).
+At 2.5 s per million rows, a queue of 12 million could never be deleted, purged or cleared under
+the default 30 s: every attempt rolled back at the timeout. The long statement is stood in for
+by a trigger that sleeps for three request-path timeouts (writes), or by a lock another session
+holds that long (an export, whose lock waits are not bounded). Without the bulk timeout, each of
+these answered 503. A bulk write still gives up waiting for a lock at the request path's bound.
 """
 
 from __future__ import annotations
@@ -13,11 +14,15 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import pytest
 
+from relayq.config import Settings
+from relayq.db.database import bulk_statement_ms
+from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
 from relayq.services.admin import MessageFilter
 from tests.support.inprocess import inprocess_relay, message
@@ -64,7 +69,18 @@ async def outlasting(r: Relay, lock_sql: str, operation: Callable[[], Awaitable[
         await blocker.close()
 
 
-ROW_LOCK = "SELECT 1 FROM relay.messages WHERE queue_name = $1 FOR UPDATE"
+@asynccontextmanager
+async def slow_writes(r: Relay) -> AsyncIterator[None]:
+    """Every UPDATE or DELETE statement on relay.messages takes HOLD seconds longer."""
+    await r.db.execute(f"""CREATE FUNCTION public.relay_test_slow() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_sleep({HOLD}); RETURN NULL; END $$""")
+    await r.db.execute("""CREATE TRIGGER relay_test_slow BEFORE UPDATE OR DELETE ON relay.messages
+        FOR EACH STATEMENT EXECUTE FUNCTION public.relay_test_slow()""")
+    try:
+        yield
+    finally:
+        await r.db.execute("DROP TRIGGER relay_test_slow ON relay.messages")
+        await r.db.execute("DROP FUNCTION public.relay_test_slow()")
 
 
 OPERATIONS: dict[str, Callable[[Relay, str], Awaitable[Any]]] = {
@@ -76,14 +92,37 @@ OPERATIONS: dict[str, Callable[[Relay, str], Awaitable[Any]]] = {
 }
 
 
+async def count(r: Relay, queue: str) -> int:
+    return int(await r.db.fetchval("SELECT count(*) FROM relay.messages WHERE queue_name = $1", queue))
+
+
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_bulk_operations_outlast_the_statement_timeout(relay: Relay, operation: str) -> None:
     q = await filled_queue(relay)
-    await outlasting(relay, ROW_LOCK, lambda: OPERATIONS[operation](relay, q), q)
-    left = await relay.db.fetchval("SELECT count(*) FROM relay.messages WHERE queue_name = $1", q)
-    assert left == 0  # deleted, or renamed away
+    async with slow_writes(relay):
+        started = time.monotonic()
+        await OPERATIONS[operation](relay, q)
+        assert time.monotonic() - started >= HOLD
+    assert await count(relay, q) == 0  # deleted, or renamed away
     if operation == "rename":
-        assert await relay.db.fetchval("SELECT count(*) FROM relay.messages WHERE queue_name = $1", q + "_renamed") == 20
+        assert await count(relay, q + "_renamed") == 20
+
+
+async def test_a_bulk_write_waits_for_a_lock_no_longer_than_a_request(relay: Relay) -> None:
+    """While it waits for a lock, every later request for that lock queues behind it: a bulk
+    write gives up as soon as a request's statement would."""
+    q = await filled_queue(relay)
+    blocker = await asyncpg.connect(relay.db.dsn)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("SELECT 1 FROM relay.messages WHERE queue_name = $1 FOR UPDATE", q)
+            started = time.monotonic()
+            with pytest.raises(RelayError) as failure:
+                await relay.queues.purge(q, "all")
+            assert failure.value.status == 503 and time.monotonic() - started < HOLD
+    finally:
+        await blocker.close()
+    assert await count(relay, q) == 20
 
 
 async def test_an_export_outlasts_the_statement_timeout(relay: Relay) -> None:
@@ -97,8 +136,23 @@ async def test_an_export_outlasts_the_statement_timeout(relay: Relay) -> None:
 
 
 async def test_only_bulk_transactions_get_the_longer_timeout(relay: Relay) -> None:
-    async with relay.db.transaction(bulk=True) as tx:
+    async with relay.db.transaction(bulk="write") as tx:
         assert await tx.fetchval("SHOW statement_timeout") == "1min"
+        assert await tx.fetchval("SHOW lock_timeout") == f"{TIMEOUT_MS}ms"
+    async with relay.db.transaction(bulk="read") as tx:
+        assert await tx.fetchval("SHOW lock_timeout") == "0"
     assert await relay.db.fetchval("SHOW statement_timeout") == f"{TIMEOUT_MS}ms"  # SET LOCAL: nothing leaks
     with pytest.raises(Exception, match="DATABASE_UNAVAILABLE|unavailable|canceling"):
         await relay.db.fetchval("SELECT pg_sleep($1)", 2 * TIMEOUT_MS / 1000)
+
+
+@pytest.mark.parametrize(("normal", "bulk", "expected"), [
+    (30_000, 3_600_000, 3_600_000),
+    (0, 3_600_000, 0),  # statement timeouts off: bulk ones too
+    (30_000, 0, 0),
+    (7_200_000, 3_600_000, 7_200_000),  # never tighter than the request path's
+])
+def test_the_bulk_timeout_is_never_tighter(normal: int, bulk: int, expected: int) -> None:
+    settings = Settings.from_env(environ={"POSTGRES_STATEMENT_TIMEOUT_MS": str(normal),
+                                          "POSTGRES_BULK_STATEMENT_TIMEOUT_MS": str(bulk)}, dotenv=None)
+    assert bulk_statement_ms(settings) == expected

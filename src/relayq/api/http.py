@@ -6,9 +6,10 @@ and the OpenAPI document, so the documentation cannot drift from what is served.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from relayq.api.validation import Field
 from relayq.domain.errors import RelayError
 
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -120,3 +122,32 @@ def root_endpoint(method: str, path: str) -> Callable[[Handler], Handler]:
         return handler
 
     return register
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
+    """`work`'s result, or None once the client has gone away (`work` cancelled then).
+
+    Uvicorn does not cancel a handler whose client left: an export of a big queue abandoned by
+    its client went on reading (a pool connection, a snapshot holding vacuum back, gigabytes of
+    spool) for up to the bulk timeout. Only for handlers that do not read the request body:
+    this one reads the rest of it, waiting for the disconnect.
+    """
+    task = asyncio.ensure_future(work)
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # this handler itself was cancelled
+        return None
+    finally:
+        watcher.cancel()

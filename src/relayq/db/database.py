@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import asyncpg
 
@@ -103,15 +103,30 @@ def command_timeout(settings: Settings) -> float | None:
     return settings.statement_timeout_ms / 1000 + settings.connect_timeout
 
 
-# How long Relay waits for a bulk statement when POSTGRES_BULK_STATEMENT_TIMEOUT_MS is 0 (none).
+# How long Relay waits for a bulk statement when neither timeout bounds it.
 UNBOUNDED_WAIT = 7 * 86400.0
+
+# What a bulk transaction is: "read" (an export), or "write" (a queue delete, purge, rename,
+# clear), which also bounds its lock waits.
+Bulk = Literal["read", "write"]
+
+
+def bulk_statement_ms(settings: Settings) -> int:
+    """A bulk transaction's statement_timeout in ms, 0 for none: POSTGRES_BULK_STATEMENT_TIMEOUT_MS,
+    never tighter than the request path's (which may be off, 0, or set above an hour)."""
+    normal, bulk = settings.statement_timeout_ms, settings.bulk_statement_timeout_ms
+    return 0 if normal <= 0 or bulk <= 0 else max(normal, bulk)
 
 
 def bulk_timeout(settings: Settings) -> float:
     """The client-side bound on a bulk transaction's statements (see `Database.transaction`)."""
-    if settings.bulk_statement_timeout_ms <= 0:
-        return UNBOUNDED_WAIT
-    return settings.bulk_statement_timeout_ms / 1000 + settings.connect_timeout
+    ms = bulk_statement_ms(settings)
+    return ms / 1000 + settings.connect_timeout if ms else UNBOUNDED_WAIT
+
+
+# statement_timeout, lock_timeout; SET LOCAL (is_local): per transaction, which pgbouncer's
+# transaction mode keeps, and nothing leaks to the connection's next user.
+BULK_SETTINGS_SQL = "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)"
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -245,23 +260,26 @@ class Database(QueryRunner):
         return await run_retrying(once)
 
     @asynccontextmanager
-    async def transaction(self, *, bulk: bool = False) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, bulk: Bulk | None = None) -> AsyncIterator[Transaction]:
         """A connection inside BEGIN/COMMIT; its statements are counted like the pool's.
 
         `bulk`: the admin operations whose work grows with a queue (deleting, purging, renaming
         or exporting all of it) run under POSTGRES_BULK_STATEMENT_TIMEOUT_MS instead of the
-        request path's statement timeout, on both sides: at 2 s per million rows, a queue of 15
-        million could otherwise never be deleted (every attempt rolled back at 30 s).
+        request path's statement timeout, on both sides: at 2.5 s per million rows, a queue of
+        12 million could otherwise never be deleted (every attempt rolled back at 30 s). A bulk
+        write still waits for a lock no longer than a request's statement may: while it waits
+        it queues every later request for that lock behind it (a partition's DROP, for one,
+        waits for the whole partitioned table).
         """
         async with self._acquire() as conn, conn.transaction():
             tx = Transaction(conn, self)
-            if bulk:
+            if bulk is not None:
                 tx.timeout = bulk_timeout(self.settings)
-                await tx.execute("SELECT set_config('statement_timeout', $1, true)",
-                                 str(max(self.settings.bulk_statement_timeout_ms, 0)))
+                lock_ms = max(self.settings.statement_timeout_ms, 0) if bulk == "write" else 0
+                await tx.execute(BULK_SETTINGS_SQL, str(bulk_statement_ms(self.settings)), str(lock_ms))
             yield tx
 
-    async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]], *, bulk: bool = False) -> T:
+    async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]], *, bulk: Bulk | None = None) -> T:
         """`body` inside one transaction, run again from the start when PostgreSQL rolls it back
         as a deadlock victim (run_retrying), as single statements are: request-path
         transactions lock rows in their own order while workers lock them in theirs."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-from relayq.db.database import CUSTOM_PLANS_SQL, Database, Transaction
+from relayq.db.database import CUSTOM_PLANS_SQL, Bulk, Database, Transaction
 from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, storage_of
@@ -133,7 +133,7 @@ class AdminService:
         return [own_table(ref.kind, ref.id) if reading else MESSAGE_TABLES[ref.kind]]
 
     @contextlib.asynccontextmanager
-    async def _reader(self, *, bulk: bool = False) -> AsyncIterator[Transaction]:
+    async def _reader(self, *, bulk: Bulk | None = None) -> AsyncIterator[Transaction]:
         """A transaction whose statements are planned without JIT (NO_JIT_SQL), each with its
         values (CUSTOM_PLANS_SQL); `bulk` for an export (Database.transaction)."""
         async with self.db.transaction(bulk=bulk) as tx:
@@ -212,7 +212,7 @@ class AdminService:
         if source is None:
             return
         order_by = _listing_order(sort, order)
-        async with self._reader(bulk=True) as tx:
+        async with self._reader(bulk="read") as tx:
             try:
                 cursor = await tx.conn.cursor(f"SELECT {MESSAGE_COLUMNS} FROM {source} ORDER BY {order_by}",
                                               *flt.args(), timeout=tx.timeout)
@@ -352,22 +352,21 @@ class AdminService:
 
     async def clear(self, status: str | None, queue: str | None) -> int:
         """Delete every message (of one status / one queue when given)."""
-        tables = await self._tables(queue)
-
-        async def transaction(tx: Transaction) -> list[Mapping[str, Any]]:
-            await tx.execute(CUSTOM_PLANS_SQL)  # `$1 IS NULL OR ...`: the generic plan reads the table
-            return [row for table in tables for row in await tx.fetch(
+        # One transaction per table: all in one, the counter rows the first DELETE's trigger
+        # locked would stay locked while the next tables are cleared, stalling the enqueues and
+        # acks that count into them.
+        total = 0
+        affected: dict[str, int] = {}
+        for table in await self._tables(queue):
+            rows = await self._bulk_delete(
                 f"""WITH d AS (DELETE FROM {table} m WHERE ($1::text IS NULL OR m.status = $1)
                         AND ($2::text IS NULL OR m.queue_name = $2) AND {ANY_STATUS} RETURNING m.queue_name)
                 SELECT queue_name, count(*) AS n FROM d GROUP BY 1""",
                 status, queue,
-            )]
-
-        total = 0
-        affected: dict[str, int] = {}
-        for row in await self.db.run_in_transaction(transaction, bulk=True):
-            affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
-            total += row["n"]
+            )
+            for row in rows:
+                affected[row["queue_name"]] = affected.get(row["queue_name"], 0) + row["n"]
+                total += row["n"]
         if status is None:  # nothing left: forget the types seen too
             await self.db.execute(
                 "DELETE FROM relay.message_types WHERE $1::text IS NULL OR queue_name = $1", queue)
@@ -378,21 +377,27 @@ class AdminService:
         ))
         return total
 
+    async def _bulk_delete(self, sql: str, *args: Any) -> list[Mapping[str, Any]]:
+        """One bulk write (Database.transaction), planned with its values: `$n IS NULL OR ...`
+        filters read the whole table in a generic plan."""
+        async def transaction(tx: Transaction) -> list[Mapping[str, Any]]:
+            await tx.execute(CUSTOM_PLANS_SQL)
+            return await tx.fetch(sql, *args)
+
+        return await self.db.run_in_transaction(transaction, bulk="write")
+
     async def delete_by_time(self, start: float, end: float, queue: str | None) -> int:
         """Delete messages created in [start, end], any status."""
-        tables = await self._tables(queue)
-
-        async def transaction(tx: Transaction) -> int:
-            await tx.execute(CUSTOM_PLANS_SQL)  # as for clear
-            return sum([await tx.fetchval(
+        total = 0
+        for table in await self._tables(queue):  # one transaction per table: as for clear
+            rows = await self._bulk_delete(
                 f"""WITH d AS (DELETE FROM {table} m WHERE m.created_at >= to_timestamp($1)
                     AND m.created_at <= to_timestamp($2) AND ($3::text IS NULL OR m.queue_name = $3) AND {ANY_STATUS}
                     RETURNING 1)
-                SELECT count(*) FROM d""",
+                SELECT count(*) AS n FROM d""",
                 start, end, queue,
-            ) for table in tables])
-
-        total = await self.db.run_in_transaction(transaction, bulk=True)
+            )
+            total += rows[0]["n"]
         await self.hub.publish_durable(Change(
             "bulk_delete", queue, consumer_id=ADMIN_CONSUMER, batch_size=total,
             context={"start": start, "end": end, "deleted": total},

@@ -233,19 +233,21 @@ class QueueService:
                 if busy:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
             deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
-            if row["queue_type"] == "partitioned":
-                await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(row['id'])}")
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
             await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)  # all zero now
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
             await forget_queue_bookkeeping(tx, name)
             await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
+            if row["queue_type"] == "partitioned":
+                # Last: dropping a partition locks the parent of every partitioned queue until
+                # commit, and the statements above take time with the queue's history.
+                await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(row['id'])}")
             return deleted
 
         # The delete locks every row of the queue in its own order while workers lock a few in
         # theirs (a batch ack, a lease taken): a deadlock rolls the whole transaction back, and
         # it runs again rather than answering 500. Bulk: its time grows with the queue.
-        deleted = await self.db.run_in_transaction(transaction, bulk=True)
+        deleted = await self.db.run_in_transaction(transaction, bulk="write")
         self.forget(name)
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
                                 context={"deleted_messages": deleted, "force": force}))
@@ -260,7 +262,7 @@ class QueueService:
             await tx.execute(CUSTOM_PLANS_SQL)  # `$2 = 'all' OR ...`: the generic plan reads the table
             return int(await tx.fetchval(PURGE_SQL.format(table=table), name, status))
 
-        deleted = await self.db.run_in_transaction(transaction, bulk=True)
+        deleted = await self.db.run_in_transaction(transaction, bulk="write")
         if status == "all":
             await self.db.execute("DELETE FROM relay.message_types WHERE queue_name = $1", name)
         await self.hub.publish_durable(Change(
@@ -298,7 +300,7 @@ class QueueService:
             return updated, ids["lo"], ids["hi"]
 
         # deadlocks with workers, and bulk: as for delete
-        updated, lo, hi = await self.db.run_in_transaction(transaction, bulk=True)
+        updated, lo, hi = await self.db.run_in_transaction(transaction, bulk="write")
         self.forget(name)
         for start in range(lo, hi, RENAME_ACTIVITY_STEP):
             await self.db.execute(RENAME_ACTIVITY_SQL, name, new_name, start, min(start + RENAME_ACTIVITY_STEP, hi))

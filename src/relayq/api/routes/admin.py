@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from relayq.api.http import decode_json, encode_json, endpoint, ok, read_json
+from relayq.api.http import decode_json, encode_json, endpoint, ok, read_json, unless_disconnected
 from relayq.api.routes.messages import relay
 from relayq.api.validation import (
     Field,
@@ -111,6 +111,25 @@ async def export_messages(request: Request) -> Response:
     flt, params = _filter(request, queue_type_status(queue_type))
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")  # when the export was asked for
     spool = tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES)  # closed after the response, or below
+    try:
+        written = await unless_disconnected(request, _write_export(request, flt, params, spool))
+    except BaseException:
+        spool.close()
+        raise
+    if written is None:  # the client went away: nobody reads this answer
+        spool.close()
+        return Response(status_code=499)
+    size = spool.tell()
+    spool.seek(0)
+    # Starlette does not close a streaming body when the client goes away mid-download; the
+    # background task runs after the response either way.
+    return StreamingResponse(_send(spool), media_type="application/json", background=BackgroundTask(spool.close),
+                             headers={"Content-Disposition": f'attachment; filename="{queue_type}-queue-export-{stamp}.json"',
+                                      "Content-Length": str(size)})
+
+
+async def _write_export(request: Request, flt: MessageFilter, params: dict[str, Any], spool: IO[bytes]) -> bool:
+    """Write the matching messages to `spool` as a JSON array, one cursor chunk at a time."""
     chunks = relay(request).admin.iter_messages(flt, params["sortBy"], params["sortOrder"])
     try:
         first = True
@@ -122,18 +141,9 @@ async def export_messages(request: Request) -> Response:
                 spool.write((b"\n  " if first else b",\n  ") + item)
                 first = False
         spool.write(b"]" if first else b"\n]")
-    except BaseException:
-        spool.close()
-        raise
     finally:
         await chunks.aclose()  # ends its read transaction now, whatever stopped the loop
-    size = spool.tell()
-    spool.seek(0)
-    # Starlette does not close a streaming body when the client goes away mid-download; the
-    # background task runs after the response either way.
-    return StreamingResponse(_send(spool), media_type="application/json", background=BackgroundTask(spool.close),
-                             headers={"Content-Disposition": f'attachment; filename="{queue_type}-queue-export-{stamp}.json"',
-                                      "Content-Length": str(size)})
+    return True
 
 
 async def _send(spool: IO[bytes]) -> AsyncIterator[bytes]:

@@ -17,16 +17,24 @@ export class ApiError extends Error {
 
 // A view refreshes one request at a time (dom.js coalesce), so a GET that never answers (a
 // stalled proxy, a paused pgbouncer) stopped that view's refreshes for good. A GET now gives up
-// after this long (the server's own statement timeout is 30 s), and the next refresh asks again.
-// Writes are not cut off: a purge of a big queue takes its time, and leaving would not stop it.
+// after this long, and the next refresh asks again: well past what a slow answer may take (a
+// listing's page and its count, each bounded by the server's 30 s statement timeout). Writes
+// are not cut off: a purge of a big queue takes its time, and leaving would not stop it.
 // `relay.getTimeoutMs` in localStorage overrides it (the browser tests use a short one).
-const GET_TIMEOUT_MS = Number(localStorage.getItem('relay.getTimeoutMs')) || 40_000;
+const GET_TIMEOUT_MS = Number(localStorage.getItem('relay.getTimeoutMs')) || 90_000;
 
 /** Raised for a GET that did not answer within GET_TIMEOUT_MS (errorText shows it translated). */
 export class RequestTimeout extends ApiError {
   constructor() {
     super(0, { message: `No answer within ${GET_TIMEOUT_MS / 1000} s`, code: 'TIMEOUT' });
   }
+}
+
+/** An AbortSignal that aborts with a TimeoutError after `ms` (AbortSignal.timeout needs Safari 16). */
+function timeoutSignal(ms) {
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), ms);
+  return controller.signal;
 }
 
 function rethrowTimeout(error) {
@@ -65,7 +73,7 @@ function headers(extra = {}) {
 
 async function send(method, path, { query, body, form, timeoutMs } = {}) {
   const init = { method, headers: headers() };
-  if (timeoutMs) init.signal = AbortSignal.timeout(timeoutMs);
+  if (timeoutMs) init.signal = timeoutSignal(timeoutMs);
   if (form) init.body = form;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);

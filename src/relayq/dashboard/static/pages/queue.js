@@ -68,6 +68,7 @@ export function renderQueuePage(root, { name, tab }) {
   let controller = null;
   let closed = false;
   let missing = false;
+  let starting = false;
 
   const setCounts = (text) => {
     for (const badge of nav.querySelectorAll('.tab-count')) badge.textContent = text;
@@ -110,6 +111,7 @@ export function renderQueuePage(root, { name, tab }) {
 
   async function start() {
     missing = false;
+    starting = true;
     try {
       const [queue, status] = await Promise.all([api.get(`queues/${encodeURIComponent(name)}`), fetchStatus(name)]);
       if (closed) return;
@@ -119,12 +121,16 @@ export function renderQueuePage(root, { name, tab }) {
       refreshCounts();
     } catch (failure) {
       if (!closed) showFailure(failure);
+    } finally {
+      starting = false;
     }
   }
   start();
 
   const unsubscribe = subscribe((event) => {
     if (event.queue && event.queue !== name && !event.payload?.force_refresh) return;
+    // A first load that failed (a timeout, the server away) is tried again at the next event.
+    if (!controller && !missing && !starting) start();
     refreshCounts();
     controller?.refresh(event);
   });
