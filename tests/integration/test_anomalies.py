@@ -124,6 +124,21 @@ async def test_lock_stolen_is_written_before_the_answer(relay: Relay) -> None:
     assert [a[1] for a in await anomalies(relay, q)] == ["lock_stolen"]
 
 
+async def test_a_batch_of_stale_tokens_writes_its_anomalies_in_one_insert(relay: Relay) -> None:
+    """Each stale token of a batch ack was written alone, one insert after another: 1,000 of
+    them took 577 ms, against 36 ms for 1,000 good acks."""
+    q = await new_queue(relay)
+    await enqueue(relay, q, 40, batch=True)
+    leased = await relay.messages.dequeue(q, 40, consumer_id="ls")
+    writes = relay.db.background_stats.round_trips  # the activity log's COPYs count there
+    settled = await relay.messages.ack([(m["id"], "stale") for m in leased], batch=True)
+    assert [f.code for f in settled.failures] == ["LOCK_LOST"] * 40
+    assert relay.db.background_stats.round_trips - writes == 1
+    rows = await relay.db.fetch("SELECT message_id FROM relay.activity_log WHERE queue = $1 "
+                                "AND anomaly_type = 'lock_stolen'", q)  # no flush: written before the answer
+    assert sorted(r["message_id"] for r in rows) == sorted(m["id"] for m in leased)
+
+
 async def test_near_dlq_then_dlq_movement(relay: Relay) -> None:
     q = await new_queue(relay, max_attempts=3)
     (mid,) = await enqueue(relay, q)

@@ -515,16 +515,14 @@ class MessageService:
 
     async def _report_lock_lost(self, op: str, settled: Settled, items: Sequence[tuple[str, str | None]]) -> None:
         tokens = dict(items)
-        for failure in settled.failures:
-            if failure.code == "LOCK_LOST":
-                await self._lock_stolen(op, failure.current or {"id": failure.id}, tokens.get(failure.id))
+        await self.hub.publish_durable_many([
+            _lock_stolen(op, failure.current or {"id": failure.id}, tokens.get(failure.id))
+            for failure in settled.failures if failure.code == "LOCK_LOST"
+        ])
 
     async def _lock_stolen(self, op: str, current: Mapping[str, Any], token: str | None) -> None:
         """Record a lock_stolen anomaly before the 409 leaves (API.md §6)."""
-        await self.hub.publish_durable(Change(
-            "lock_stolen", current.get("queue_name"), rows=[dict(current)],
-            context={"operation": op, "presented_lock_token": token},
-        ))
+        await self.hub.publish_durable(_lock_stolen(op, current, token))
 
 
 # Inserts again of items whose idempotency key holder vanished before the look-up (_store).
@@ -640,3 +638,9 @@ def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str
     for row in rows:
         grouped[row["queue_name"]].append(row)
     return grouped
+
+
+def _lock_stolen(op: str, current: Mapping[str, Any], token: str | None) -> Change:
+    """The lock_stolen anomaly of a stale lock token (API.md §6)."""
+    return Change("lock_stolen", current.get("queue_name"), rows=[dict(current)],
+                  context={"operation": op, "presented_lock_token": token})

@@ -199,9 +199,19 @@ async def import_messages(request: Request) -> Response:
     return ok({"message": f"Imported {len(results)} messages successfully", "count": len(results)})
 
 
-def _too_many(limit: int) -> RelayError:
-    return RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {limit} per import",
-                      details=[{"field": "file", "message": f"at most {limit} items"}])
+def _too_many(limit: int, field: str = "file", per: str = "import") -> RelayError:
+    return RelayError(400, "VALIDATION_ERROR", f"Too many messages: at most {limit} per {per}",
+                      details=[{"field": field, "message": f"at most {limit} items"}])
+
+
+def _ids_within(request: Request, items: list[Any], field: str) -> list[Any]:
+    """`items`, at most MAX_BATCH_SIZE of them, as for a batch enqueue: a move of 600,000 ids ran
+    16 s in one statement, and one change that large does not fit the activity buffer, so none
+    of its `move` entries were written."""
+    limit = relay(request).settings.max_batch_size
+    if len(items) > limit:
+        raise _too_many(limit, field, "request")
+    return items
 
 
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")
@@ -239,7 +249,7 @@ def _more_items_than(raw: bytes, limit: int) -> bool:
 
 MOVE_FIELDS = (
     Field("messages", "array", aliases=("messageIds",), required=True,
-          doc="message ids, or objects with an `id`"),
+          doc="message ids, or objects with an `id`; at most `MAX_BATCH_SIZE` (10,000)"),
     Field("fromQueue", "choice", required=True, choices=QUEUE_TYPES),
     Field("toQueue", "choice", required=True, choices=QUEUE_TYPES),
     Field("errorReason", "str", max_length=2000, aliases=("error_reason",)),
@@ -272,7 +282,7 @@ async def move_messages(request: Request) -> Response:
     if values["fromQueue"] == values["toQueue"]:
         raise RelayError(400, "VALIDATION_ERROR", "fromQueue and toQueue must differ",
                          details=[{"field": "toQueue", "message": "must differ from fromQueue"}])
-    ids = _ids(values["messages"], "messages")
+    ids = _ids(_ids_within(request, values["messages"], "messages"), "messages")
     moved = await relay(request).admin.move(
         ids, STATUS_BY_QUEUE_TYPE[values["fromQueue"]], STATUS_BY_QUEUE_TYPE[values["toQueue"]], values["errorReason"]
     ) if ids else 0
@@ -307,11 +317,11 @@ async def delete_message(request: Request) -> Response:
 
 
 @endpoint("POST", "/queue/messages/delete", summary="Delete many messages (any status)", tag="admin",
-          query=QUEUE_TYPE_PARAM, body=(Field("messageIds", "array", required=True, items="str"),))
+          query=QUEUE_TYPE_PARAM, body=(Field("messageIds", "array", required=True, items="str", doc="at most `MAX_BATCH_SIZE` (10,000)"),))
 async def delete_messages(request: Request) -> Response:
     queue_type_status(parse_query(QUEUE_TYPE_PARAM, request.query_params)["queueType"])
     values = parse_fields((Field("messageIds", "array", required=True, items="str"),), require_object(await read_json(request)))
-    ids = values["messageIds"]
+    ids = _ids_within(request, values["messageIds"], "messageIds")
     if not all(isinstance(i, str) for i in ids):
         raise RelayError(400, "VALIDATION_ERROR", "messageIds must be an array of strings",
                          details=[{"field": "messageIds", "message": "must be an array of strings"}])

@@ -8,7 +8,7 @@ writes lock_stolen and admin-deletion entries before the request answers.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,11 +51,11 @@ class ActivityLog:
             self._rename_queue(change.context.get("old_name"), change.queue)
         self.buffer.offer(change)
 
-    async def persist(self, change: Change) -> None:
-        """Durable listener: write this change's entries now (before the response)."""
-        if change.action not in DURABLE_ACTIONS:
+    async def persist(self, changes: Sequence[Change]) -> None:
+        """Durable listener: write these changes' entries now (before the response), in one insert."""
+        records = self.records(c for c in changes if c.action in DURABLE_ACTIONS)
+        if not records:
             return
-        records = self.records([change])
         try:
             await self.store.insert(records)
         except Exception:
