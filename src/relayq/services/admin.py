@@ -107,6 +107,26 @@ WHERE_SQL = f"""($1::text IS NULL OR m.status = $1)
     AND ($8::text IS NULL OR m.id ILIKE $8 OR m.payload::text ILIKE $8)"""
 
 
+# POST /queue/move, per table (`{table}`): $1 ids, $2 from, $3 to, $4 reason, $5 the admin consumer.
+MOVE_SQL = """UPDATE {table} m SET
+    status = $3,
+    lock_token = CASE WHEN $3 = 'processing' THEN replace(gen_random_uuid()::text, '-', '') END,
+    locked_until = CASE WHEN $3 = 'processing'
+        THEN now() + make_interval(secs => m.ack_timeout_seconds) END,
+    consumer_id = CASE WHEN $3 = 'processing' THEN $5
+                       WHEN $3 = 'queued' THEN NULL ELSE m.consumer_id END,
+    dequeued_at = CASE WHEN $3 = 'processing' THEN now() WHEN $3 = 'queued' THEN NULL
+                       ELSE m.dequeued_at END,
+    attempt_count = m.attempt_count + CASE WHEN $3 = 'processing' THEN 1 ELSE 0 END,
+    acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now()
+                           WHEN $3 IN ('queued', 'processing') THEN NULL ELSE m.acknowledged_at END,
+    available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
+    delayed = false,
+    last_error = coalesce($4, m.last_error)
+WHERE m.id = ANY($1::text[]) AND (m.status = $2) IS TRUE  -- by id: see the ack (queries.sql)
+RETURNING """ + EVENT_COLUMNS
+
+
 class AdminService:
     """Reads and admin writes over every queue and queue type."""
 
@@ -281,23 +301,7 @@ class AdminService:
         moved: list[Mapping[str, Any]] = []
         for kind, kind_ids in _group_ids(ids).items():
             rows = await self.db.fetch(
-                f"""UPDATE {MESSAGE_TABLES[kind]} m SET
-                    status = $3,
-                    lock_token = CASE WHEN $3 = 'processing' THEN replace(gen_random_uuid()::text, '-', '') END,
-                    locked_until = CASE WHEN $3 = 'processing'
-                        THEN now() + make_interval(secs => m.ack_timeout_seconds) END,
-                    consumer_id = CASE WHEN $3 = 'processing' THEN $5
-                                       WHEN $3 = 'queued' THEN NULL ELSE m.consumer_id END,
-                    dequeued_at = CASE WHEN $3 = 'processing' THEN now() WHEN $3 = 'queued' THEN NULL
-                                       ELSE m.dequeued_at END,
-                    attempt_count = m.attempt_count + CASE WHEN $3 = 'processing' THEN 1 ELSE 0 END,
-                    acknowledged_at = CASE WHEN $3 = 'acknowledged' THEN now()
-                                           WHEN $3 IN ('queued', 'processing') THEN NULL ELSE m.acknowledged_at END,
-                    available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
-                    delayed = false,
-                    last_error = coalesce($4, m.last_error)
-                WHERE m.id = ANY($1::text[]) AND m.status = $2
-                RETURNING {EVENT_COLUMNS}""",
+                MOVE_SQL.format(table=MESSAGE_TABLES[kind]),
                 kind_ids, from_status, to_status, reason, ADMIN_CONSUMER,
             )
             moved.extend(rows)
