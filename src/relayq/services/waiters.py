@@ -2,8 +2,9 @@
 
 Wake-ups come from in-process changes at once, and from other server processes through the
 cluster notifier; delayed messages becoming due wake them through services/delays.py, here and
-in the other processes. A parked request also re-checks every LONG_POLL_RECHECK_SECONDS, for a
-wake-up that was missed; it never polls in a tight loop.
+in the other processes. A parked request also re-checks every LONG_POLL_RECHECK_SECONDS (longer
+after a slow claim: services/messages.py recheck_after), for a wake-up that was missed; it never
+polls in a tight loop.
 """
 
 from __future__ import annotations
