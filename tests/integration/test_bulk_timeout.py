@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from relayq.config import Settings
-from relayq.db.database import bulk_statement_ms
+from relayq.db.database import BULK_WRITE_SQL, bulk_statement_ms
 from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
 from relayq.services.admin import MessageFilter
@@ -140,7 +140,12 @@ async def test_only_bulk_transactions_get_the_longer_timeout(relay: Relay) -> No
         assert await tx.fetchval("SHOW statement_timeout") == "1min"
         assert await tx.fetchval("SHOW lock_timeout") == f"{TIMEOUT_MS}ms"
     async with relay.db.transaction(bulk="read") as tx:
-        assert await tx.fetchval("SHOW lock_timeout") == "0"
+        assert await tx.fetchval("SHOW lock_timeout") == "0"  # as it was: not loosened, not tightened
+    for before, after in (("100ms", "100ms"), ("10s", f"{TIMEOUT_MS}ms"), ("0", f"{TIMEOUT_MS}ms")):
+        async with relay.db.transaction() as tx:  # lock_timeout as a DBA set it, then a bulk write's
+            await tx.execute(f"SET LOCAL lock_timeout = '{before}'")
+            await tx.execute(BULK_WRITE_SQL, "60000", TIMEOUT_MS)
+            assert await tx.fetchval("SHOW lock_timeout") == after  # only ever tightened
     assert await relay.db.fetchval("SHOW statement_timeout") == f"{TIMEOUT_MS}ms"  # SET LOCAL: nothing leaks
     with pytest.raises(Exception, match="DATABASE_UNAVAILABLE|unavailable|canceling"):
         await relay.db.fetchval("SELECT pg_sleep($1)", 2 * TIMEOUT_MS / 1000)

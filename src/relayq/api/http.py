@@ -146,8 +146,11 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T | None:
     try:
         return await task
     except asyncio.CancelledError:
-        if not gone:
-            raise  # this handler itself was cancelled
+        current = asyncio.current_task()
+        if not gone or (current is not None and current.cancelling()):
+            raise  # this handler itself was cancelled (a shutdown), whether or not the client left too
         return None
     finally:
         watcher.cancel()
+        if watcher.done() and not watcher.cancelled():
+            watcher.exception()  # read: a receive() that failed (a body over the limit) is not an error here

@@ -124,9 +124,14 @@ def bulk_timeout(settings: Settings) -> float:
     return ms / 1000 + settings.connect_timeout if ms else UNBOUNDED_WAIT
 
 
-# statement_timeout, lock_timeout; SET LOCAL (is_local): per transaction, which pgbouncer's
-# transaction mode keeps, and nothing leaks to the connection's next user.
-BULK_SETTINGS_SQL = "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true)"
+# SET LOCAL (is_local): per transaction, which pgbouncer's transaction mode keeps, and nothing
+# leaks to the connection's next user. A bulk write's lock_timeout ($2 ms, 0 for none) only ever
+# tightens the one in force (a DBA's, on the role or database).
+BULK_READ_SQL = "SELECT set_config('statement_timeout', $1, true)"
+BULK_WRITE_SQL = """SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', (
+    SELECT CASE WHEN $2::bigint = 0 THEN setting WHEN setting::bigint = 0 THEN $2::text
+                ELSE least(setting::bigint, $2::bigint)::text END
+    FROM pg_settings WHERE name = 'lock_timeout'), true)"""
 
 
 # asyncpg.Record behaves as a read-only mapping; typing it so keeps mypy useful downstream.
@@ -275,8 +280,11 @@ class Database(QueryRunner):
             tx = Transaction(conn, self)
             if bulk is not None:
                 tx.timeout = bulk_timeout(self.settings)
-                lock_ms = max(self.settings.statement_timeout_ms, 0) if bulk == "write" else 0
-                await tx.execute(BULK_SETTINGS_SQL, str(bulk_statement_ms(self.settings)), str(lock_ms))
+                statement_ms = str(bulk_statement_ms(self.settings))
+                if bulk == "write":
+                    await tx.execute(BULK_WRITE_SQL, statement_ms, max(self.settings.statement_timeout_ms, 0))
+                else:
+                    await tx.execute(BULK_READ_SQL, statement_ms)
             yield tx
 
     async def run_in_transaction(self, body: Callable[[Transaction], Awaitable[T]], *, bulk: Bulk | None = None) -> T:

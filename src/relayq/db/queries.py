@@ -54,6 +54,15 @@ def load_named(filename: str) -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+def queue_filter(kind: StorageKind, param: int) -> str:
+    """`AND m.queue_id = ANY($param)` for partitioned ids (their queue ids, domain.ids.queue_ids_of),
+    which prunes to those queues' subtrees; other tables keep the parameter (so numbering stays
+    the same) but ignore it."""
+    if kind == "partitioned":
+        return f"AND m.queue_id = ANY(${param}::bigint[])"
+    return f"AND ${param}::bigint[] IS NULL"
+
+
 def _expand(body: str, kind: StorageKind) -> str:
     partitioned = kind == "partitioned"
     replacements = {  # in order: the guard names {messages}
@@ -74,12 +83,7 @@ def _expand(body: str, kind: StorageKind) -> str:
         body = body.replace(key, value)
     body = re.sub(r"\{backoff:(\w+)\}", lambda m: BACKOFF.format(alias=m[1]), body)
     # Partitioned ids carry their queue id; filtering on it prunes to that queue's subtree.
-    # Other tables keep the parameter (so numbering stays the same) but ignore it.
-    body = re.sub(
-        r"\{queue_filter:(\d)\}",
-        lambda m: f"AND m.queue_id = ANY(${m[1]}::bigint[])" if partitioned else f"AND ${m[1]}::bigint[] IS NULL",
-        body,
-    )
+    body = re.sub(r"\{queue_filter:(\d)\}", lambda m: queue_filter(kind, int(m[1])), body)
     return re.sub(
         r"\{queue_filter_single:(\d)\}",
         lambda m: f"AND m.queue_id = ${m[1]}" if partitioned else f"AND ${m[1]}::bigint IS NULL",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import secrets
 import time
+from collections.abc import Iterable
 from typing import Literal
 
 StorageKind = Literal["standard", "unlogged", "partitioned"]
@@ -74,3 +75,13 @@ def storage_of(message_id: str) -> tuple[StorageKind, int | None] | None:
         if sep and digits.isdigit() and len(digits) < 18:
             return "partitioned", int(digits)
     return None
+
+
+def queue_ids_of(ids: Iterable[str]) -> list[int] | None:
+    """The queue ids of partitioned message ids, sorted; None when none is partitioned.
+
+    A partitioned table's primary key is (queue_id, id, created_at): without the queue id a
+    statement by id reads every partitioned queue's tables.
+    """
+    found = {where[1] for mid in ids if (where := storage_of(mid)) is not None and where[1] is not None}
+    return sorted(found) if found else None

@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 
 from relayq.db.database import CUSTOM_PLANS_SQL, Bulk, Database, Transaction
-from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES
+from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES, queue_filter
 from relayq.domain.errors import RelayError
-from relayq.domain.ids import StorageKind, storage_of
+from relayq.domain.ids import StorageKind, queue_ids_of, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
 from relayq.services.changes import Change, ChangeHub
 from relayq.services.queues import ADMIN_CONSUMER, QueueService, own_table, queue_subtree
@@ -107,7 +107,8 @@ WHERE_SQL = f"""($1::text IS NULL OR m.status = $1)
     AND ($8::text IS NULL OR m.id ILIKE $8 OR m.payload::text ILIKE $8)"""
 
 
-# POST /queue/move, per table (`{table}`): $1 ids, $2 from, $3 to, $4 reason, $5 the admin consumer.
+# POST /queue/move, per table (`{table}`, `{queue_filter}`: queries.queue_filter of $6): $1 ids,
+# $2 from, $3 to, $4 reason, $5 the admin consumer, $6 the ids' queue ids (partitioned).
 MOVE_SQL = """UPDATE {table} m SET
     status = $3,
     lock_token = CASE WHEN $3 = 'processing' THEN replace(gen_random_uuid()::text, '-', '') END,
@@ -123,8 +124,11 @@ MOVE_SQL = """UPDATE {table} m SET
     available_at = CASE WHEN $3 = 'queued' THEN least(m.available_at, now()) ELSE m.available_at END,
     delayed = false,
     last_error = coalesce($4, m.last_error)
-WHERE m.id = ANY($1::text[]) AND (m.status = $2) IS TRUE  -- by id: see the ack (queries.sql)
+WHERE m.id = ANY($1::text[]) {queue_filter} AND (m.status = $2) IS TRUE  -- by id: see the ack (queries.sql)
 RETURNING """ + EVENT_COLUMNS
+
+# DELETE /queue/message/{id} and POST /queue/messages/delete: $1 ids, $2 their queue ids.
+DELETE_BY_IDS_SQL = "DELETE FROM {table} m WHERE m.id = ANY($1::text[]) {queue_filter} RETURNING " + EVENT_COLUMNS
 
 
 class AdminService:
@@ -301,8 +305,8 @@ class AdminService:
         moved: list[Mapping[str, Any]] = []
         for kind, kind_ids in _group_ids(ids).items():
             rows = await self.db.fetch(
-                MOVE_SQL.format(table=MESSAGE_TABLES[kind]),
-                kind_ids, from_status, to_status, reason, ADMIN_CONSUMER,
+                MOVE_SQL.format(table=MESSAGE_TABLES[kind], queue_filter=queue_filter(kind, 6)),
+                kind_ids, from_status, to_status, reason, ADMIN_CONSUMER, queue_ids_of(kind_ids),
             )
             moved.extend(rows)
         now = time.time()
@@ -317,8 +321,8 @@ class AdminService:
         deleted: list[Mapping[str, Any]] = []
         for kind, kind_ids in _group_ids(ids).items():
             deleted.extend(await self.db.fetch(
-                f"DELETE FROM {MESSAGE_TABLES[kind]} m WHERE m.id = ANY($1::text[]) RETURNING {EVENT_COLUMNS}",
-                kind_ids,
+                DELETE_BY_IDS_SQL.format(table=MESSAGE_TABLES[kind], queue_filter=queue_filter(kind, 2)),
+                kind_ids, queue_ids_of(kind_ids),
             ))
         now = time.time()
         for queue, rows in _by_queue(deleted).items():
@@ -333,7 +337,7 @@ class AdminService:
         where = storage_of(message_id)
         if where is None:
             raise RelayError(404, "NOT_FOUND", "Message not found", success=False)
-        table = MESSAGE_TABLES[where[0]]
+        table, qids = MESSAGE_TABLES[where[0]], queue_ids_of([message_id])
         row = await self.db.fetchrow(
             f"""UPDATE {table} m SET
                 type = CASE WHEN $2 THEN $3 ELSE m.type END,
@@ -341,15 +345,16 @@ class AdminService:
                 payload_size = CASE WHEN $4 THEN $6 ELSE m.payload_size END,
                 priority = coalesce($7, m.priority),
                 ack_timeout_seconds = coalesce($8, m.ack_timeout_seconds)
-            WHERE m.id = $1 AND m.status <> 'processing'
+            WHERE m.id = $1 {queue_filter(where[0], 9)} AND m.status <> 'processing'
             RETURNING {MESSAGE_COLUMNS}""",
             message_id, "type" in changes, changes.get("type"), "payload" in changes,
             changes.get("payload"), changes.get("payload_size"), changes.get("priority"),
-            changes.get("ack_timeout"),
+            changes.get("ack_timeout"), qids,
         )
         if row is not None:
             return row
-        status = await self.db.fetchval(f"SELECT status FROM {table} WHERE id = $1", message_id)
+        status = await self.db.fetchval(
+            f"SELECT m.status FROM {table} m WHERE m.id = $1 {queue_filter(where[0], 2)}", message_id, qids)
         if status is None:
             raise RelayError(404, "NOT_FOUND", "Message not found", success=False)
         raise RelayError(409, "INVALID_STATE", "Message is being processed")

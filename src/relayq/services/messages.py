@@ -21,7 +21,7 @@ from relayq.config import Settings
 from relayq.db.database import Database, Transaction
 from relayq.db.queries import QUERIES
 from relayq.domain.errors import RelayError
-from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, storage_of
+from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, queue_ids_of, storage_of
 from relayq.services.changes import Change, ChangeHub
 from relayq.services.coalesce import Coalescer
 from relayq.services.delays import DuePromoter
@@ -497,13 +497,13 @@ class MessageService:
         for kind, indexes in by_kind.items():
             ids = [items[i][0] for i in indexes]
             tokens = [items[i][1] for i in indexes]
-            qids = _queue_ids(ids) if kind == "partitioned" else None
+            qids = queue_ids_of(ids)
             sql, *args = statement(kind, ids, tokens, qids)
             rows = await self.db.fetch(sql, *args)
             applied.update((r["id"], r) for r in rows)
             lost = [mid for mid in ids if mid not in applied]
             if lost:
-                current = await self._diagnose(kind, lost, _queue_ids(lost) if kind == "partitioned" else None)
+                current = await self._diagnose(kind, lost, queue_ids_of(lost))
                 for index in indexes:
                     mid, token = items[index]
                     if mid in applied:
@@ -634,15 +634,6 @@ def _ack_statement(kind: StorageKind, ids: list[str], tokens: list[str | None], 
 
 class _StaleQueues(Exception):
     """The queue cache disagreed with the database (queue deleted, recreated or renamed)."""
-
-
-def _queue_ids(ids: Iterable[str]) -> list[int]:
-    found: set[int] = set()
-    for mid in ids:
-        where = storage_of(mid)
-        if where is not None and where[1] is not None:
-            found.add(where[1])
-    return sorted(found)
 
 
 def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

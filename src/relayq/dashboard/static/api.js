@@ -37,10 +37,6 @@ function timeoutSignal(ms) {
   return controller.signal;
 }
 
-function rethrowTimeout(error) {
-  throw error && error.name === 'TimeoutError' ? new RequestTimeout() : error;
-}
-
 let unauthorizedHandler = () => {};
 
 /** Register what to do when the server answers 401 (the app shows the key dialog). */
@@ -71,15 +67,18 @@ function headers(extra = {}) {
   return key ? { 'X-API-KEY': key, ...extra } : extra;
 }
 
-async function send(method, path, { query, body, form, timeoutMs } = {}) {
-  const init = { method, headers: headers() };
-  if (timeoutMs) init.signal = timeoutSignal(timeoutMs);
+async function send(method, path, { query, body, form, signal } = {}) {
+  const init = { method, headers: headers(), signal };
   if (form) init.body = form;
   else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers['Content-Type'] = 'application/json';
   }
-  const response = await fetch(apiUrl(path, query), init).catch(rethrowTimeout);
+  // An abort is the timeout's, whatever error the browser reports for it (Safari before 15.4
+  // ignores the abort's reason).
+  const response = await fetch(apiUrl(path, query), init).catch((error) => {
+    throw signal && signal.aborted ? new RequestTimeout() : error;
+  });
   if (response.status === 401) {
     const payload = await response.json().catch(() => null);
     const error = new ApiError(401, payload);
@@ -90,11 +89,12 @@ async function send(method, path, { query, body, form, timeoutMs } = {}) {
 }
 
 /** Send a request and return the parsed JSON body; throws ApiError on any non-2xx. */
-export async function request(method, path, options = {}) {
-  const response = await send(method, path, options);
+export async function request(method, path, { timeoutMs, ...options } = {}) {
+  const signal = timeoutMs ? timeoutSignal(timeoutMs) : undefined;
+  const response = await send(method, path, { ...options, signal });
   // The timeout covers the body too: a body cut off by it is a timeout, not an empty answer.
-  const payload = await response.json().catch((error) => {
-    if (error && error.name === 'TimeoutError') rethrowTimeout(error);
+  const payload = await response.json().catch(() => {
+    if (signal && signal.aborted) throw new RequestTimeout();
     return null;
   });
   if (!response.ok) throw new ApiError(response.status, payload);
