@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -324,3 +325,31 @@ async def test_second_round_waits_for_old_snapshots_only_briefly(relay: Relay) -
         report = await asyncio.wait_for(Maintenance(relay.db, quick).run_once(), 60)
     assert report.deleted[queue] == 3 and report.vacuumed == ["relay.messages"]
     assert await vacuum_count(relay, "relay.messages") == before + VACUUM_ROUNDS
+
+
+async def test_deleting_a_partitioned_queue_never_waits_on_the_others(relay: Relay) -> None:
+    """A partitioned queue's delete empties its tables (TRUNCATE: its own locks only) and drops
+    them after the commit, waiting at most DDL_LOCK_TIMEOUT for the parent's lock. Its DROP had
+    held every partitioned queue's statements queued behind it, for as long as a long read of
+    any of them lasted (up to the statement timeout), and deadlocked with this queue's acks."""
+    gone = await new_queue(relay, queue_type="partitioned", partition_interval="daily", retention_interval="7 days")
+    other = await new_queue(relay, queue_type="partitioned", partition_interval="daily", retention_interval="7 days")
+    await fill(relay, gone, 10, 4)
+    await fill(relay, other, 3, 0)
+    qid, other_id = [await relay.db.fetchval("SELECT id FROM relay.queues WHERE name = $1", q) for q in (gone, other)]
+    reader = await asyncpg.connect(relay.db.dsn)  # a long read of another partitioned queue (an export)
+    try:
+        async with reader.transaction():
+            await reader.fetch(f"SELECT id FROM relay.messages_p{other_id}")  # locks the parent too
+            assert await relay.queues.delete(gone, force=True) == 10
+            # Gone for the API at once; its (empty) table waits for the reader to finish.
+            assert not await relay.db.fetchval("SELECT count(*) FROM relay.queues WHERE name = $1", gone)
+            assert await relay.db.fetchval("SELECT to_regclass($1)::text", f"relay.messages_p{qid}")
+            assert not await relay.db.fetchval(f"SELECT count(*) FROM relay.messages_p{qid}")
+            assert len(await relay.messages.dequeue(other, 3)) == 3  # the other queue never waited
+    finally:
+        await reader.close()
+    report = await Maintenance(relay.db, relay.settings).run_once()
+    assert f"messages_p{qid}" in report.dropped_partitions
+    assert not await relay.db.fetchval("SELECT to_regclass($1)::text", f"relay.messages_p{qid}")
+    assert not await relay.db.fetchval("SELECT count(*) FROM relay.message_counts WHERE queue_name = $1", gone)

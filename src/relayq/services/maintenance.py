@@ -46,7 +46,10 @@ from relayq.db.queries import MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.services.passes import Streak, run_logged
 from relayq.services.queues import (
+    DDL_LOCK_TIMEOUT,
+    ORPHANED_SUBTREES_SQL,
     PARTITION_STEP,
+    drop_subtree,
     own_table,
     partition_start,
     queue_subtree,
@@ -57,9 +60,6 @@ log = logging.getLogger("relayq.maintenance")
 
 # First key of the two-key advisory locks; the second is the queue id.
 MAINTENANCE_LOCK_CLASS = 0x72656C61  # "rela"
-# DDL on a queue's partitions waits at most this long for its lock, then retries next pass, so a
-# busy queue never queues its dequeues behind a waiting DETACH or CREATE for longer than this.
-DDL_LOCK_TIMEOUT = "500ms"
 # Upper bound on retention statements per queue and pass, so one pass cannot run for ever.
 MAX_BATCHES_PER_PASS = 200
 RETAINED_STATUSES = ("acknowledged", "archived")
@@ -180,6 +180,9 @@ class Maintenance:
         """One pass over every queue."""
         report = PassReport()
         await self._finish_detached(report)
+        for row in await self.db.fetch(ORPHANED_SUBTREES_SQL):  # deleted queues' tables left behind
+            if await drop_subtree(self.db, row["queue_id"]):
+                report.dropped_partitions.append(queue_subtree(row["queue_id"]).removeprefix("relay."))
         to_vacuum: dict[str, None] = {}  # an ordered set
         for queue in await self._schedules():
             if queue.kind == "partitioned" and queue.partition_interval:

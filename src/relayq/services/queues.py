@@ -8,13 +8,14 @@ takes effect at once, with no cross-node invalidation needed.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relayq.config import Settings
-from relayq.db.database import CUSTOM_PLANS_SQL, Database, Row, Transaction
+from relayq.db.database import CUSTOM_PLANS_SQL, Database, Row, Transaction, lock_timed_out
 from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind
@@ -47,6 +48,17 @@ COUNTS_SQL = """SELECT queue_name, status, priority, sum(n)::bigint AS n, sum(pa
     WHERE ($1::text IS NULL OR queue_name = $1)
     GROUP BY queue_name, status, priority"""
 
+
+# DDL on a partitioned queue's tables waits at most this long for its lock (then retries, or
+# maintenance's next pass does), so no statement queues behind a waiting DROP, DETACH or CREATE
+# for longer than this.
+DDL_LOCK_TIMEOUT = "500ms"
+DROP_ATTEMPTS = 3
+# Tables of partitioned queues since deleted whose DROP did not get its lock (drop_subtree).
+ORPHANED_SUBTREES_SQL = """SELECT substring(c.relname FROM 11)::bigint AS queue_id
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = 'relay.messages_partitioned'::regclass AND c.relname ~ '^messages_p[0-9]+$'
+      AND NOT EXISTS (SELECT 1 FROM relay.queues q WHERE q.id = substring(c.relname FROM 11)::bigint)"""
 
 # The exclusive side of relay.queue_open's lock (migration 0009; same keys).
 QUEUE_LOCK_SQL = "SELECT pg_advisory_xact_lock(1919249521, ($1::bigint % 2147483647)::int)"
@@ -224,7 +236,7 @@ class QueueService:
         if name == DEFAULT_QUEUE:
             raise RelayError(400, "DEFAULT_QUEUE_PROTECTED", "The default queue cannot be deleted")
 
-        async def transaction(tx: Transaction) -> int:
+        async def transaction(tx: Transaction) -> tuple[int, str, int]:
             await tx.execute(CUSTOM_PLANS_SQL)  # a generic plan of the queue-wide statements may read the table
             row = await _lock_queue(tx, name)
             table = MESSAGE_TABLES[row["queue_type"]]
@@ -232,23 +244,35 @@ class QueueService:
                 busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
                 if busy:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-            deleted: int = await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name)
+            if row["queue_type"] == "partitioned":
+                # Emptied whole, then dropped after the commit (drop_subtree). A DROP here locked
+                # the parent of every partitioned queue until commit, behind any statement on any
+                # of them, and deadlocked with an enqueue or ack of this queue that already held
+                # its share of the parent; TRUNCATE locks this queue's own tables only, and fires
+                # no DELETE trigger, so the count comes from the counters forgotten below.
+                deleted = int(await tx.fetchval(
+                    "SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE queue_name = $1", name))
+                await tx.execute(f"TRUNCATE {queue_subtree(row['id'])}")
+            else:
+                deleted = int(await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name))
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
             await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)  # all zero now
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
             await forget_queue_bookkeeping(tx, name)
             await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
-            if row["queue_type"] == "partitioned":
-                # Last: dropping a partition locks the parent of every partitioned queue until
-                # commit, and the statements above take time with the queue's history.
-                await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(row['id'])}")
-            return deleted
+            return deleted, row["queue_type"], row["id"]
 
         # The delete locks every row of the queue in its own order while workers lock a few in
         # theirs (a batch ack, a lease taken): a deadlock rolls the whole transaction back, and
         # it runs again rather than answering 500. Bulk: its time grows with the queue.
-        deleted = await self.db.run_in_transaction(transaction, bulk="write")
+        deleted, kind, queue_id = await self.db.run_in_transaction(transaction, bulk="write")
         self.forget(name)
+        if kind == "partitioned":
+            for attempt in range(DROP_ATTEMPTS):  # else the next maintenance pass drops it
+                if attempt:
+                    await asyncio.sleep(0.1)
+                if await drop_subtree(self.db, queue_id):
+                    break
         self.hub.publish(Change("delete_queue", name, consumer_id=ADMIN_CONSUMER,
                                 context={"deleted_messages": deleted, "force": force}))
         return int(deleted)
@@ -329,6 +353,21 @@ async def forget_queue_bookkeeping(tx: Transaction, name: str) -> None:
     """
     for table in ("relay.message_counts", "relay.message_counts_unlogged", "relay.message_types"):
         await tx.execute(f"DELETE FROM {table} WHERE queue_name = $1", name)
+
+
+async def drop_subtree(db: Database, queue_id: int) -> bool:
+    """Drop a deleted partitioned queue's (empty) table; False if its lock did not come within
+    DDL_LOCK_TIMEOUT. A DROP locks the parent of every partitioned queue: waiting longer would
+    hold all of their statements queued behind it."""
+    try:
+        async with db.transaction() as tx:
+            await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+            await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(queue_id)}")
+    except RelayError as exc:
+        if not lock_timed_out(exc):
+            raise
+        return False
+    return True
 
 
 def queue_subtree(queue_id: int) -> str:
