@@ -14,7 +14,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -25,7 +24,7 @@ from relayq.db.database import BULK_WRITE_SQL, bulk_statement_ms
 from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
 from relayq.services.admin import MessageFilter
-from tests.support.inprocess import inprocess_relay, message
+from tests.support.inprocess import inprocess_relay, message, slow_writes
 from tests.support.server import fresh_database
 
 TIMEOUT_MS = 300  # the request path's statement timeout here
@@ -69,20 +68,6 @@ async def outlasting(r: Relay, lock_sql: str, operation: Callable[[], Awaitable[
         await blocker.close()
 
 
-@asynccontextmanager
-async def slow_writes(r: Relay) -> AsyncIterator[None]:
-    """Every UPDATE or DELETE statement on relay.messages takes HOLD seconds longer."""
-    await r.db.execute(f"""CREATE FUNCTION public.relay_test_slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep({HOLD}); RETURN NULL; END $$""")
-    await r.db.execute("""CREATE TRIGGER relay_test_slow BEFORE UPDATE OR DELETE ON relay.messages
-        FOR EACH STATEMENT EXECUTE FUNCTION public.relay_test_slow()""")
-    try:
-        yield
-    finally:
-        await r.db.execute("DROP TRIGGER relay_test_slow ON relay.messages")
-        await r.db.execute("DROP FUNCTION public.relay_test_slow()")
-
-
 OPERATIONS: dict[str, Callable[[Relay, str], Awaitable[Any]]] = {
     "purge": lambda r, q: r.queues.purge(q, "all"),
     "clear": lambda r, q: r.admin.clear(None, q),
@@ -99,7 +84,7 @@ async def count(r: Relay, queue: str) -> int:
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_bulk_operations_outlast_the_statement_timeout(relay: Relay, operation: str) -> None:
     q = await filled_queue(relay)
-    async with slow_writes(relay):
+    async with slow_writes(relay, HOLD):
         started = time.monotonic()
         await OPERATIONS[operation](relay, q)
         assert time.monotonic() - started >= HOLD

@@ -16,7 +16,7 @@ import pytest
 
 from relayq.runtime import Relay
 from relayq.services.messages import LONG_POLL_RECHECK_SECONDS, recheck_after
-from tests.support.inprocess import inprocess_relay
+from tests.support.inprocess import inprocess_relay, slow_writes
 from tests.support.server import fresh_database
 
 SLOW = 0.4
@@ -42,16 +42,9 @@ def test_rechecks_wait_ten_times_the_claim_and_at_least_a_second() -> None:
 async def test_a_slow_empty_claim_is_not_repeated_every_second(relay: Relay) -> None:
     queue = "poll_" + secrets.token_hex(4)
     await relay.queues.create({"name": queue, "queue_type": "standard"})
-    await relay.db.execute(f"""CREATE FUNCTION public.relay_test_slow() RETURNS trigger LANGUAGE plpgsql
-        AS $$ BEGIN PERFORM pg_sleep({SLOW}); RETURN NULL; END $$""")
-    await relay.db.execute("""CREATE TRIGGER relay_test_slow BEFORE UPDATE ON relay.messages
-        FOR EACH STATEMENT EXECUTE FUNCTION public.relay_test_slow()""")
-    try:
+    async with slow_writes(relay, SLOW, "UPDATE"):
         before, started = relay.db.stats.round_trips, time.monotonic()
         assert await relay.messages.dequeue(queue, 1, wait=3, type_filter="missing") == []
         assert time.monotonic() - started >= 3
         # The first claim, and the last one at the deadline; every second (as before): 3 or 4.
         assert relay.db.stats.round_trips - before == 2
-    finally:
-        await relay.db.execute("DROP TRIGGER relay_test_slow ON relay.messages")
-        await relay.db.execute("DROP FUNCTION public.relay_test_slow()")

@@ -49,3 +49,18 @@ async def eventually(check: Callable[[], Awaitable[T]], within: float = 3.0) -> 
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def slow_writes(relay: Relay, seconds: float, events: str = "UPDATE OR DELETE") -> AsyncIterator[None]:
+    """Every `events` statement on relay.messages takes `seconds` longer (a statement trigger that
+    sleeps): a long statement without the data for one. Only in a test's own database."""
+    await relay.db.execute(f"""CREATE FUNCTION public.relay_test_slow() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_sleep({float(seconds)}); RETURN NULL; END $$""")
+    await relay.db.execute(f"""CREATE TRIGGER relay_test_slow BEFORE {events} ON relay.messages
+        FOR EACH STATEMENT EXECUTE FUNCTION public.relay_test_slow()""")
+    try:
+        yield
+    finally:
+        await relay.db.execute("DROP TRIGGER relay_test_slow ON relay.messages")
+        await relay.db.execute("DROP FUNCTION public.relay_test_slow()")
