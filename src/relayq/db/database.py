@@ -273,8 +273,7 @@ class Database(QueryRunner):
         request path's statement timeout, on both sides: at 2.5 s per million rows, a queue of
         12 million could otherwise never be deleted (every attempt rolled back at 30 s). A bulk
         write still waits for a lock no longer than a request's statement may: while it waits
-        it queues every later request for that lock behind it (a partition's DROP, for one,
-        waits for the whole partitioned table).
+        it queues every later request for that lock behind it.
         """
         async with self._acquire() as conn, conn.transaction():
             tx = Transaction(conn, self)
