@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from relayq.runtime import Relay
-from relayq.services.messages import LONG_POLL_RECHECK_SECONDS, recheck_after
+from relayq.services.messages import LONG_POLL_RECHECK_SECONDS, RECHECK_MAX_SECONDS, recheck_after
 from tests.support.inprocess import inprocess_relay, slow_writes
 from tests.support.server import fresh_database
 
@@ -34,9 +34,10 @@ async def relay(poll_dsn: str) -> AsyncIterator[Relay]:
         yield r
 
 
-def test_rechecks_wait_ten_times_the_claim_and_at_least_a_second() -> None:
+def test_rechecks_wait_ten_times_the_claim_at_least_a_second_at_most_five() -> None:
     assert recheck_after(0.001) == LONG_POLL_RECHECK_SECONDS
-    assert recheck_after(0.7) == pytest.approx(7.0)
+    assert recheck_after(0.3) == pytest.approx(3.0)
+    assert recheck_after(0.7) == RECHECK_MAX_SECONDS
 
 
 async def test_a_slow_empty_claim_is_not_repeated_every_second(relay: Relay) -> None:

@@ -353,3 +353,24 @@ async def test_deleting_a_partitioned_queue_never_waits_on_the_others(relay: Rel
     assert f"messages_p{qid}" in report.dropped_partitions
     assert not await relay.db.fetchval("SELECT to_regclass($1)::text", f"relay.messages_p{qid}")
     assert not await relay.db.fetchval("SELECT count(*) FROM relay.message_counts WHERE queue_name = $1", gone)
+
+
+async def test_a_partitioned_queue_delete_counts_what_it_removed(relay: Relay) -> None:
+    """The count comes from the counters, read once the TRUNCATE holds its lock: every writer to
+    the queue's tables has committed by then (read before it, a retention batch or a purge still
+    running made the delete report messages it never removed)."""
+    queue = await new_queue(relay, queue_type="partitioned", partition_interval="daily", retention_interval="7 days")
+    await fill(relay, queue, 10, 4)
+    writer = await asyncpg.connect(relay.db.dsn)
+    try:
+        tx = writer.transaction()
+        await tx.start()
+        await writer.execute("DELETE FROM relay.messages_partitioned WHERE queue_name = $1 AND status = 'acknowledged'",
+                             queue)
+        deleting = asyncio.ensure_future(relay.queues.delete(queue, force=True))
+        await asyncio.sleep(0.3)
+        assert not deleting.done()  # the TRUNCATE waits for the writer
+        await tx.commit()
+        assert await deleting == 6
+    finally:
+        await writer.close()

@@ -28,18 +28,20 @@ from relayq.services.delays import DuePromoter
 from relayq.services.queues import QueueRef, QueueService
 from relayq.services.waiters import Waiters
 
-# A parked long-poll re-checks at least this often, for a missed wake-up (services/waiters.py),
-# and at most RECHECK_COST_SHARE of the time: a claim that finds nothing may still read a lot
-# (a type filter no queued message matches reads the whole backlog: 0.5-0.9 s at 1,000,000
-# messages), and rechecking every second kept a core busy per parked (queue, type). Wake-ups
-# still come at once; only the search for a missed one slows down.
+# A parked long-poll re-checks at least this often, for a missed wake-up (services/waiters.py).
+# One that waits for a type spends at most RECHECK_COST_SHARE of the time on it, up to
+# RECHECK_MAX_SECONDS apart: its claim may read a lot even when it finds nothing (a type no
+# queued message has reads the whole backlog: 0.5-0.9 s at 1,000,000 messages), and rechecking
+# every second kept a core busy per parked (queue, type). Wake-ups still come at once; only the
+# search for a missed one slows down, and the cap bounds a claim slowed by load, not by its work.
 LONG_POLL_RECHECK_SECONDS = 1.0
 RECHECK_COST_SHARE = 0.1
+RECHECK_MAX_SECONDS = 5.0
 
 
 def recheck_after(claim_seconds: float) -> float:
-    """Seconds a parked long-poll waits before claiming again unless woken (see above)."""
-    return max(LONG_POLL_RECHECK_SECONDS, claim_seconds / RECHECK_COST_SHARE)
+    """Seconds a parked typed long-poll waits before claiming again unless woken (see above)."""
+    return min(RECHECK_MAX_SECONDS, max(LONG_POLL_RECHECK_SECONDS, claim_seconds / RECHECK_COST_SHARE))
 
 
 # Python attribute → JSON key, as API.md spells the enqueue fields (and as the SQL reads them).
@@ -345,7 +347,7 @@ class MessageService:
             try:
                 started = time.monotonic()
                 claimed = await self._claim(ref, count, ack_timeout, consumer_id, type_filter)
-                recheck = recheck_after(time.monotonic() - started)
+                recheck = recheck_after(time.monotonic() - started) if type_filter else LONG_POLL_RECHECK_SECONDS
                 if claimed is None:
                     # The queue was deleted, renamed or recreated since `ref` was cached: look
                     # it up again (404 if it is gone) and claim from what the name means now.

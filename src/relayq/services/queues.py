@@ -247,20 +247,22 @@ class QueueService:
                 busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
                 if busy:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-            if row["queue_type"] == "partitioned":
-                # Emptied whole, then dropped after the commit (drop_subtree). A DROP here locked
-                # the parent of every partitioned queue until commit, behind any statement on any
-                # of them, and deadlocked with an enqueue or ack of this queue that already held
-                # its share of the parent; TRUNCATE locks this queue's own tables only, and fires
-                # no DELETE trigger, so the count comes from the counters forgotten below.
-                deleted = int(await tx.fetchval(
-                    "SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE queue_name = $1", name))
-                await tx.execute(f"TRUNCATE {queue_subtree(row['id'])}")
-            else:
-                deleted = int(await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name))
             await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
             await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)  # all zero now
             await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+            if row["queue_type"] == "partitioned":
+                # Emptied whole, late in the transaction, then dropped after the commit
+                # (drop_subtree). A DROP here locked the parent of every partitioned queue until
+                # commit, behind any statement on any of them, and deadlocked with an enqueue or
+                # ack of this queue that already held its share of the parent; TRUNCATE locks
+                # this queue's own tables only (which the reaper and promoter of every
+                # partitioned queue also read, hence last). It fires no DELETE trigger: the count
+                # comes from the counters, read once it holds its lock (every writer done).
+                await tx.execute(f"TRUNCATE {queue_subtree(row['id'])}")
+                deleted = int(await tx.fetchval(
+                    "SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE queue_name = $1", name))
+            else:
+                deleted = int(await tx.fetchval(DELETE_MESSAGES_SQL.format(table=table), name))
             await forget_queue_bookkeeping(tx, name)
             await tx.execute("DELETE FROM relay.queues WHERE name = $1", name)
             return deleted, row["queue_type"], row["id"]
@@ -366,7 +368,7 @@ async def drop_subtree(db: Database, queue_id: int) -> bool:
         async with db.transaction() as tx:
             await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
             await tx.execute(f"DROP TABLE IF EXISTS {queue_subtree(queue_id)}")
-    except RelayError as exc:  # the queue is deleted already: the next maintenance pass retries
+    except Exception as exc:  # the queue is deleted already: the next maintenance pass retries
         if not lock_timed_out(exc):
             log.warning("could not drop %s: %s", queue_subtree(queue_id), exc)
         return False
