@@ -325,11 +325,10 @@ class AdminService:
                 kind_ids, queue_ids_of(kind_ids),
             ))
         now = time.time()
-        for queue, rows in _by_queue(deleted).items():
-            await self.hub.publish_durable(Change(
-                "bulk_delete" if bulk else "delete", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
-                batch_size=len(ids) if bulk else None,
-            ))
+        await self.hub.publish_durable_many([Change(  # one insert for every queue's entries
+            "bulk_delete" if bulk else "delete", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
+            batch_size=len(ids) if bulk else None,
+        ) for queue, rows in _by_queue(deleted).items()])
         return len(deleted)
 
     async def edit(self, message_id: str, changes: dict[str, Any]) -> Mapping[str, Any]:

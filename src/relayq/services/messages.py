@@ -476,7 +476,7 @@ class MessageService:
         found = current.get(message_id)
         if found is None or found["status"] != "processing":
             raise RelayError(404, "NOT_FOUND", "Message not found", error="NOT_FOUND")
-        await self._lock_stolen("touch", found, lock_token)
+        await self.hub.publish_durable(_lock_stolen("touch", found, lock_token))
         raise RelayError(409, "LOCK_LOST", "Lock token mismatch", error="LOCK_LOST")
 
     # ----- shared settle logic -----------------------------------------------------------
@@ -533,10 +533,6 @@ class MessageService:
             _lock_stolen(op, failure.current or {"id": failure.id}, tokens.get(failure.id))
             for failure in settled.failures if failure.code == "LOCK_LOST"
         ])
-
-    async def _lock_stolen(self, op: str, current: Mapping[str, Any], token: str | None) -> None:
-        """Record a lock_stolen anomaly before the 409 leaves (API.md §6)."""
-        await self.hub.publish_durable(_lock_stolen(op, current, token))
 
 
 # Inserts again of items whose idempotency key holder vanished before the look-up (_store).
@@ -646,6 +642,6 @@ def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str
 
 
 def _lock_stolen(op: str, current: Mapping[str, Any], token: str | None) -> Change:
-    """The lock_stolen anomaly of a stale lock token (API.md §6)."""
+    """The lock_stolen anomaly of a stale lock token, recorded before the 409 leaves (API.md §6)."""
     return Change("lock_stolen", current.get("queue_name"), rows=[dict(current)],
                   context={"operation": op, "presented_lock_token": token})
