@@ -374,3 +374,38 @@ async def test_a_partitioned_queue_delete_counts_what_it_removed(relay: Relay) -
         assert await deleting == 6
     finally:
         await writer.close()
+
+
+@pytest.mark.parametrize("change", ["delete", "rename"])
+async def test_finishing_a_detached_partition_waits_for_a_queue_delete_or_rename(relay: Relay, change: str) -> None:
+    """The un-count of a detached partition locks the queue row first. Without that lock it read
+    the queue before a delete (or rename) committed, then wrote its negative counter rows after
+    the delete had removed the queue's counters: a new queue of that name started at -2."""
+    queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
+                            retention_interval="1 week")
+    ref = await relay.queues.resolve(queue)
+    lo = partition_start(datetime.now(UTC), "hourly") - timedelta(days=30)
+    name, ddl = time_partition_ddl(ref.id, "hourly", lo)
+    await relay.db.execute(ddl)
+    acked = await fill(relay, queue, 3, 3)
+    await place(relay, acked[:2], lo + timedelta(minutes=10))
+    await relay.db.execute(f"ALTER TABLE relay.messages_p{ref.id} DETACH PARTITION relay.{name}")
+    admin = await asyncpg.connect(relay.db.dsn)  # the delete's (or rename's) transaction, held open
+    try:
+        tx = admin.transaction()
+        await tx.start()
+        await admin.execute("SELECT 1 FROM relay.queues WHERE name = $1 FOR UPDATE", queue)
+        for table in ("relay.message_counts", "relay.message_types"):
+            await admin.execute(f"DELETE FROM {table} WHERE queue_name = $1", queue)
+        if change == "delete":
+            await admin.execute("DELETE FROM relay.queues WHERE name = $1", queue)
+        else:
+            await admin.execute("UPDATE relay.queues SET name = name || '_r' WHERE name = $1", queue)
+        passing = asyncio.ensure_future(Maintenance(relay.db, relay.settings).run_once())
+        await asyncio.sleep(0.2)
+        await tx.commit()
+        report = await passing
+    finally:
+        await admin.close()
+    assert name in report.dropped_partitions
+    assert not await relay.db.fetch("SELECT * FROM relay.message_counts WHERE queue_name = $1", queue)

@@ -398,11 +398,17 @@ class Maintenance:
             name: str = row["relname"]
             match = TIME_PARTITION_RE.match(name)
             assert match is not None
+            queue_id = int(match.group(1))
             try:
                 async with self.db.transaction() as tx:
-                    if not await _try_lock(tx, int(match.group(1))):
+                    if not await _try_lock(tx, queue_id):
                         continue
                     await tx.execute(f"SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'")
+                    # Un-count only under the queue row's lock: a delete or rename of the queue in
+                    # flight has removed its counters, and an un-count reading the queue before it
+                    # committed wrote negative counter rows after it, which a later queue of that
+                    # name inherited. Once the lock comes, the un-count sees the queue's fate.
+                    await tx.execute("SELECT 1 FROM relay.queues WHERE id = $1 FOR KEY SHARE", queue_id)
                     await tx.execute(UNCOUNT_SQL.format(table=name))
                     await tx.execute(f"DROP TABLE relay.{name}")
                 report.dropped_partitions.append(name)
