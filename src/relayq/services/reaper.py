@@ -1,4 +1,5 @@
-"""The lease reaper: returns expired leases to `queued` (or `dead`) within a second of expiry.
+"""The lease reaper: returns expired leases to `queued` (or `dead`) within a second of expiry
+(docs/scaling.md, "Lease expiry en masse", for many at once).
 
 Each pass claims expired rows with FOR UPDATE SKIP LOCKED, so any number of server processes
 can run a reaper against one database without reclaiming a message twice.
@@ -9,15 +10,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from relayq.db.database import Database
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
-from relayq.services.changes import Change, ChangeHub
+from relayq.services.changes import Change, ChangeHub, Row
 from relayq.services.passes import Streak, run_logged
 
 log = logging.getLogger("relayq.reaper")
 REAPER_CONSUMER = "relay-actor"
 BATCH = 1000
+
+
+def reclaim_changes(rows: Sequence[Row], at: float) -> list[Change]:
+    """One change per queue and outcome for the rows of one statement.
+
+    A change per row cost as much Python time as the statement's own database time (200,000
+    leases: 8 s instead of 4): every listener ran once per row. Each row carries what differs
+    between its entries (the worker it was taken from, how overdue it was, its error).
+    """
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        action = "timeout_to_dlq" if row["status"] == "dead" else "timeout_requeue"
+        groups.setdefault((row["queue_name"], action), []).append(row)
+    return [Change(action, queue, rows=group, at=at, consumer_id=REAPER_CONSUMER,
+                   context={"triggered_by": "system"})
+            for (queue, action), group in groups.items()]
 
 
 class LeaseReaper:
@@ -35,15 +53,7 @@ class LeaseReaper:
         for kind in MESSAGE_TABLES:
             while True:
                 rows = await self.db.fetch(QUERIES.get("reap", kind), BATCH)
-                now = time.time()
-                for row in rows:
-                    action = "timeout_to_dlq" if row["status"] == "dead" else "timeout_requeue"
-                    self.hub.publish(Change(
-                        action, row["queue_name"], rows=[row], at=now, consumer_id=REAPER_CONSUMER,
-                        error_reason=row["last_error"],
-                        context={"prev_consumer_id": row["prev_consumer_id"], "triggered_by": "system",
-                                 "overdue_seconds": row["overdue_seconds"]},
-                    ))
+                self.hub.publish_many(reclaim_changes(rows, time.time()))
                 total += len(rows)
                 if len(rows) < BATCH:
                     break

@@ -1,0 +1,54 @@
+"""The lease reaper's activity: one entry per reclaimed message, whatever the grouping of its changes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+
+from relayq.runtime import Relay
+from relayq.services.changes import Change
+from tests.support.inprocess import ext, inprocess_relay, message
+
+
+@pytest.fixture(scope="module")
+async def relay(database_url: str) -> AsyncIterator[Relay]:
+    async with inprocess_relay(database_url) as r:
+        yield r
+
+
+async def test_one_pass_over_two_queues_and_workers_records_each_message(relay: Relay) -> None:
+    """A pass publishes one change per queue and outcome per statement (a change per row cost as
+    much as the statement itself); each entry still names its own worker, overdue time and error."""
+    queues = ["r_" + secrets.token_hex(4) for _ in range(2)]
+    for queue, attempts in zip(queues, (3, 1), strict=True):
+        await relay.queues.create({"name": queue, "queue_type": "standard", "max_attempts": attempts})
+        await relay.messages.enqueue([message(queue) for _ in range(4)], batch=True)
+        for worker in ("w1", "w2"):
+            await relay.messages.dequeue(queue, 2, batch=True, consumer_id=f"{queue}-{worker}")
+    await relay.db.execute("""UPDATE relay.messages SET locked_until = now() - interval '3 seconds'
+        WHERE queue_name = ANY($1::text[])""", queues)
+    seen: list[Change] = []
+    relay.hub.subscribe(lambda change: seen.append(change) if change.queue in queues else None)
+
+    assert await relay.reaper.run_once() >= 8
+
+    assert sorted((c.queue, c.action, len(c.rows)) for c in seen) == sorted(
+        [(queues[0], "timeout_requeue", 4), (queues[1], "timeout_to_dlq", 4)])
+    activity = ext(relay).activity
+    assert activity is not None
+    await activity.buffer.flush()
+    rows = await relay.db.fetch("""SELECT queue, action, consumer_id, entry FROM relay.activity_log
+        WHERE queue = ANY($1::text[]) AND action LIKE 'timeout%'""", queues)
+    assert len(rows) == 8
+    for row in rows:
+        entry = json.loads(row["entry"])
+        assert row["consumer_id"] == "relay-actor" and entry["triggered_by"] == "system"
+        assert entry["prev_consumer_id"] in (f"{row['queue']}-w1", f"{row['queue']}-w2")
+        assert entry["context"]["overdue_seconds"] >= 3
+        assert entry["error_reason"] == ("Timeout - requeued" if row["queue"] == queues[0]
+                                         else "Timeout after max attempts")
+    assert {json.loads(r["entry"])["prev_consumer_id"] for r in rows if r["queue"] == queues[0]} == {
+        f"{queues[0]}-w1", f"{queues[0]}-w2"}
