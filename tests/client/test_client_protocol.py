@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from typing import Any
 
 import pytest
@@ -293,6 +294,19 @@ def test_retry_policy() -> None:
     assert all(d is not None and 0 < d <= 0.2 for d in delays)
 
 
+def test_a_bulk_call_that_failed_slowly_is_not_repeated() -> None:
+    """A 503 after the server's bulk timeout (an hour by default) would come again an hour later:
+    four attempts made a failing purge of a huge queue take four hours."""
+    policy = RetryPolicy(attempts=3, backoff=0.1, slow_failure=60)
+    unavailable = relay.DatabaseUnavailableError("timeout", status=503, code="DATABASE_UNAVAILABLE")
+    purge = protocol.purge_queue("q").request
+    assert purge.bulk and protocol.export_messages("main").request.bulk
+    assert policy.delay(purge, 1, sent=True, error=unavailable, elapsed=0.5) is not None  # an outage: retried
+    assert policy.delay(purge, 1, sent=True, error=unavailable, elapsed=61) is None
+    ack = protocol.ack("m").request
+    assert not ack.bulk and policy.delay(ack, 1, sent=True, error=unavailable, elapsed=61) is not None
+
+
 class FakeTransport:
     """Answers from a script: each item is a Response or a TransportError to raise."""
 
@@ -323,6 +337,25 @@ def test_sync_client_retries_connection_failures_then_parses() -> None:
     client._transport = fake  # type: ignore[assignment]
     assert client.list_queues() == []
     assert len(fake.sent) == 2
+
+
+class SlowTransport(FakeTransport):
+    """Takes 0.1 s per answer."""
+
+    def send(self, request: Request) -> Response:
+        time.sleep(0.1)
+        return self._next(request)
+
+
+def test_clients_time_each_attempt_for_the_retry_policy() -> None:
+    db_down = response(503, {"message": "canceling statement due to statement timeout", "code": "DATABASE_UNAVAILABLE"})
+    client = relay.Client("http://example.invalid", retry=RetryPolicy(attempts=3, backoff=0.001, slow_failure=0.05))
+    client._transport = fake = SlowTransport(db_down, response(200, {"deleted_count": 0}))  # type: ignore[assignment]
+    with pytest.raises(relay.DatabaseUnavailableError):
+        client.purge_queue("q")
+    assert len(fake.sent) == 1
+    client._transport = fake = FakeTransport(db_down, response(200, {"deleted_count": 0}))  # type: ignore[assignment]
+    assert client.purge_queue("q") == 0 and len(fake.sent) == 2
 
 
 def test_sync_client_does_not_repeat_a_non_idempotent_request_that_may_have_been_sent() -> None:

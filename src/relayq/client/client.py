@@ -107,10 +107,12 @@ class Client:
         attempt = 1
         repeat = False
         while True:
+            started = time.monotonic()
             try:
                 return call.parse(self._transport.send(call.request))
             except (TransportError, DatabaseUnavailableError) as exc:
-                delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc)
+                delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc,
+                                            time.monotonic() - started)
                 repeat = repeat or protocol.may_have_landed(exc)
             except APIError as exc:
                 if repeat and call.on_repeat is not None:
@@ -193,10 +195,12 @@ class AsyncClient:
         attempt = 1
         repeat = False
         while True:
+            started = time.monotonic()
             try:
                 return call.parse(await self._transport.send(call.request))
             except (TransportError, DatabaseUnavailableError) as exc:
-                delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc)
+                delay = protocol.next_delay(self._settings.retry, call.request, attempt, exc,
+                                            time.monotonic() - started)
                 repeat = repeat or protocol.may_have_landed(exc)
             except APIError as exc:
                 if repeat and call.on_repeat is not None:

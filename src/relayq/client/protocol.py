@@ -52,7 +52,8 @@ class Request:
     """An HTTP request relative to the server's base URL.
 
     ``idempotent`` says that repeating the request after a broken connection is harmless;
-    ``extra_timeout`` is added to the client's read timeout (long-poll dequeues wait on purpose).
+    ``extra_timeout`` is added to the client's read timeout (long-poll dequeues wait on purpose);
+    ``bulk`` marks work that grows with the queue (the server runs it under its bulk timeout).
     """
 
     method: str
@@ -62,6 +63,7 @@ class Request:
     content_type: str = "application/json"
     idempotent: bool = False
     extra_timeout: float = 0.0
+    bulk: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,27 +427,32 @@ def update_queue(
 BULK_EXTRA_TIMEOUT = 3600.0
 
 
+def _bulk(method: str, path: str, **fields: Any) -> Request:
+    """A request whose work grows with the queue: waited for an hour longer, and not repeated
+    after a slow failure (RetryPolicy)."""
+    return Request(method, path, extra_timeout=BULK_EXTRA_TIMEOUT, bulk=True, **fields)
+
+
 def delete_queue(name: str, *, force: bool = False) -> Call[int]:
     """Delete a queue and its messages; returns how many messages went with it.
 
     Without ``force`` a queue with queued or processing messages raises :class:`QueueNotEmptyError`.
     """
-    request = Request("DELETE", _api(f"/queues/{_segment(name)}"), params=_query(force=force),
-                      extra_timeout=BULK_EXTRA_TIMEOUT)
+    request = _bulk("DELETE", _api(f"/queues/{_segment(name)}"), params=_query(force=force))
     return Call(request, _field("deleted_messages", int))
 
 
 def purge_queue(name: str, *, status: str = "all") -> Call[int]:
     """Delete a queue's messages of one status (or all); returns how many were deleted."""
     body = encode_json({"status": status})
-    request = Request("POST", _api(f"/queues/{_segment(name)}/purge"), body=body, extra_timeout=BULK_EXTRA_TIMEOUT)
+    request = _bulk("POST", _api(f"/queues/{_segment(name)}/purge"), body=body)
     return Call(request, _field("deleted_count", int))
 
 
 def rename_queue(name: str, new_name: str) -> Call[Queue]:
     """Rename a queue; its messages and history follow it."""
     body = encode_json({"newName": new_name})
-    request = Request("POST", _api(f"/queues/{_segment(name)}/rename"), body=body, extra_timeout=BULK_EXTRA_TIMEOUT)
+    request = _bulk("POST", _api(f"/queues/{_segment(name)}/rename"), body=body)
     return Call(request, _field("queue", Queue))
 
 
@@ -536,8 +543,7 @@ def export_messages(
 ) -> Call[list[Message]]:
     """Every message of one status (``main``, ``processing``, ``dead``, ``acknowledged``, ``archived``)."""
     params = _query(queueName=queue, filterType=type, search=search)
-    request = Request("GET", _api(f"/queue/{_segment(listing)}/export"), params=params, idempotent=True,
-                      extra_timeout=BULK_EXTRA_TIMEOUT)
+    request = _bulk("GET", _api(f"/queue/{_segment(listing)}/export"), params=params, idempotent=True)
     return Call(request, _decoder(list[Message]))
 
 
@@ -651,16 +657,17 @@ class RetryPolicy:
     attempts: int = 4
     backoff: float = 0.1
     max_backoff: float = 2.0
+    slow_failure: float = 60.0
 
     def delay(
-        self, request: Request, attempt: int, *, sent: bool, error: Exception | None = None
+        self, request: Request, attempt: int, *, sent: bool, error: Exception | None = None, elapsed: float = 0.0
     ) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or ``None`` to give up.
 
         ``sent`` tells whether the request may have reached the server; ``error`` is the API
-        error it answered with, if any.
+        error it answered with, if any; ``elapsed`` how long the failed attempt took.
         """
-        if attempt >= self.attempts:
+        if attempt >= self.attempts or (request.bulk and elapsed > self.slow_failure):
             return None
         if isinstance(error, APIError):
             if not isinstance(error, DatabaseUnavailableError):
@@ -685,14 +692,15 @@ def may_have_landed(error: Exception) -> bool:
     return isinstance(error, TransportError) and error.sent
 
 
-def next_delay(policy: RetryPolicy, request: Request, attempt: int, error: Exception) -> float:
-    """The pause before retrying after ``error``; re-raises (as a :class:`RelayError`) to give up."""
+def next_delay(policy: RetryPolicy, request: Request, attempt: int, error: Exception, elapsed: float = 0.0) -> float:
+    """The pause before retrying after ``error`` (which took ``elapsed`` seconds); re-raises (as a
+    :class:`RelayError`) to give up."""
     if isinstance(error, TransportError):
-        delay = policy.delay(request, attempt, sent=error.sent)
+        delay = policy.delay(request, attempt, sent=error.sent, elapsed=elapsed)
         if delay is None:
             raise RelayConnectionError(f"{request.method} {request.path}: {error}") from error
         return delay
-    delay = policy.delay(request, attempt, sent=True, error=error)
+    delay = policy.delay(request, attempt, sent=True, error=error, elapsed=elapsed)
     if delay is None:
         raise error
     return delay
