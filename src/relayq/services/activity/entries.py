@@ -35,23 +35,37 @@ QUEUE_TYPE_OF_STATUS: dict[str, str] = {
 
 
 def build_entries(change: Change, payload_limit: int) -> Iterator[tuple[dict[str, Any], bool]]:
-    """(entry, first_of_change) for every entry a change produces."""
+    """(entry, first_of_change) for every entry a change produces.
+
+    An entry holds only the fields that are set, or set to None on the way (the stored JSON
+    leaves nulls out; reads put every field back): its shared fields are built once per change
+    and copied per message. A 36-key template per entry, filtered again when stored, was a
+    third of the activity log's CPU time, which is most of the server's in batch traffic.
+    """
     if change.action in SUMMARY_ACTIONS or not change.rows:
         yield _summary(change), True
         return
+    stolen = change.action == "lock_stolen"
+    blank = _blank(change, str(change.context.get("operation", "acknowledge")) if stolen else change.action)
     for index, row in enumerate(change.rows):
-        yield _message_entry(change, row, payload_limit), index == 0
+        yield _message_entry(change, row, payload_limit, blank.copy()), index == 0
 
 
 def _blank(change: Change, action: str) -> dict[str, Any]:
-    entry: dict[str, Any] = dict.fromkeys(ENTRY_KEYS)
-    entry["action"] = action
-    entry["queue"] = change.queue
-    entry["consumer_id"] = change.consumer_id
-    entry["batch_size"] = change.batch_size
-    entry["error_reason"] = entry["reason"] = change.error_reason
-    entry["triggered_by"] = "system" if change.context.get("triggered_by") == "system" else "api"
-    entry["context"] = {k: v for k, v in change.context.items() if k != "triggered_by"}
+    """The fields every entry of `change` shares, those that are set."""
+    entry: dict[str, Any] = {
+        "action": action,
+        "triggered_by": "system" if change.context.get("triggered_by") == "system" else "api",
+        "context": {k: v for k, v in change.context.items() if k != "triggered_by"},
+    }
+    if change.queue is not None:
+        entry["queue"] = change.queue
+    if change.consumer_id is not None:
+        entry["consumer_id"] = change.consumer_id
+    if change.batch_size is not None:
+        entry["batch_size"] = change.batch_size
+    if change.error_reason is not None:
+        entry["error_reason"] = entry["reason"] = change.error_reason
     return entry
 
 
@@ -62,10 +76,9 @@ def _summary(change: Change) -> dict[str, Any]:
     return entry
 
 
-def _message_entry(change: Change, row: Mapping[str, Any], payload_limit: int) -> dict[str, Any]:
+def _message_entry(change: Change, row: Mapping[str, Any], payload_limit: int, entry: dict[str, Any]) -> dict[str, Any]:
+    """One message's entry, from a copy of its change's shared fields (`_blank`)."""
     stolen = change.action == "lock_stolen"
-    action = str(change.context.get("operation", "acknowledge")) if stolen else change.action
-    entry = _blank(change, action)
     at = change.at
     entry["message_id"] = row.get("id")
     entry["queue"] = change.queue or row.get("queue_name")

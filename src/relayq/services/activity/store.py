@@ -115,7 +115,7 @@ def to_record(at: datetime, entry: dict[str, Any]) -> Record:
     text = _encoder.encode({k: v for k, v in entry.items() if v is not None})
     if b"\\u0000" in text:
         text = _NUL_ESCAPE.sub(rb"\1\\ufffd", text)
-    return (at, entry["action"], entry["message_id"], entry["queue"], entry["consumer_id"],
+    return (at, entry["action"], entry.get("message_id"), entry.get("queue"), entry.get("consumer_id"),
             anomaly["type"] if anomaly else None, anomaly["severity"] if anomaly else None, text.decode())
 
 
