@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from relayq.config import ConfigError, Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 EXIT_NO_DATABASE = 3  # as the client commands' "server cannot be reached"
+EXIT_CANNOT_LISTEN = 1
 
 
 def _embedded_data_dir(settings: Settings) -> Path:
@@ -43,12 +45,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
+    host = args.host or settings.host
+    port = args.port or settings.port
+    problem = _listen_problem(host, port)
+    if problem:
+        print(f"relay: cannot listen on {host}:{port}: {problem}", file=sys.stderr)
+        return EXIT_CANNOT_LISTEN
     url = _checked_database_url(settings)
     if url is None:
         return EXIT_NO_DATABASE
     os.environ["DATABASE_URL"] = url
-    host = args.host or settings.host
-    port = args.port or settings.port
     if not settings.secret_key and host not in LOOPBACK_HOSTS:
         print(f"relay: warning: no SECRET_KEY set, so anyone who can reach port {port} may read, change and "
               "delete messages and queues; set SECRET_KEY, or HOST=127.0.0.1 for this machine only",
@@ -64,6 +70,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=args.graceful_timeout, lifespan="on",
     )
     return 0
+
+
+def _listen_problem(host: str, port: int) -> str | None:
+    """Why uvicorn could not listen on host:port (bound as it binds), or None. Found only by
+    uvicorn, a port in use came after "serving on" was printed, and as exit status 3, which
+    says the database cannot be reached."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _checked_database_url(settings: Settings) -> str | None:

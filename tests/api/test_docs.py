@@ -41,3 +41,18 @@ def test_openapi_states_batch_bounds_items_and_every_error_status() -> None:
     assert "503" in paths["/queue/message"]["post"]["responses"]
     for path in ("/doc", "/health", "/queue/events", "/queue/config"):  # never a 503
         assert "503" not in paths[path]["get"]["responses"], path
+
+
+def test_links_between_docs_resolve() -> None:
+    """Every relative link of README.md and docs/*.md names a file that exists (the docs cited an
+    `API.md` a reader could not find; it is docs/contract.md now)."""
+    import re
+
+    root = DOCS.parent
+    broken = []
+    for page in [root / "README.md", *sorted(DOCS.glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            path = target.split("#", 1)[0]
+            if path and "://" not in path and not (page.parent / path).exists():
+                broken.append(f"{page.name}: {target}")
+    assert not broken, broken

@@ -234,7 +234,8 @@ def test_queue_management(page: Any, rest: RestClient, base_url: str) -> None:
     page.get_by_test_id(f"queue-delete-{renamed}").click()
     confirm = page.get_by_test_id("confirm-dialog")
     confirm.get_by_test_id("dialog-submit").click()
-    expect(confirm.get_by_test_id("dialog-error")).to_contain_text("force")
+    expect(confirm.get_by_test_id("dialog-error")).to_have_text(
+        'The queue has queued or processing messages. Tick "force" to delete it with all its messages.')
     confirm.get_by_test_id("field-force").check()
     confirm.get_by_test_id("dialog-submit").click()
     expect(page.get_by_test_id(f"queue-row-{renamed}")).to_have_count(0)

@@ -71,7 +71,7 @@ def test_queue_commands(cli: CLI, client: Client, make_queue: Callable[..., str]
     assert cli.json("queues", "show", name)["name"] == name
     assert "renamed" in cli("queues", "rename", name + "-x", name + "-y")
     client.enqueue(1, queue=name + "-y")
-    assert "QUEUE_NOT_EMPTY" in cli("queues", "delete", name + "-y", expect=EXIT_API_ERROR)
+    assert "QUEUE_NOT_EMPTY) — pass --force" in cli("queues", "delete", name + "-y", expect=EXIT_API_ERROR)
     assert cli.json("queues", "purge", name + "-y", "--status", "queued")["deleted_count"] == 1
     assert "deleted queue" in cli("queues", "delete", name + "-y")
     assert "QUEUE_EXISTS" in cli("queues", "create", name, expect=EXIT_API_ERROR)
@@ -180,6 +180,8 @@ def test_stats_tail_export_import(
     exported.write_text(json.dumps([{"queue_name": target, "type": "t", "payload": i} for i in range(10_001)]))
     assert cli.json("import", str(exported)) == {"count": 10_001}
     assert client.get_queue(target).message_count == 10_004
+    exported.write_text(json.dumps(messages[:1]))
+    assert cli("import", str(exported)).strip() == "imported 1 message (as new, queued messages)"
 
 
 def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str], api: httpx.Client) -> None:
@@ -204,6 +206,9 @@ def test_tail(cli: CLI, client: Client, make_queue: Callable[..., str], api: htt
 def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     unreachable = run_cli(relay_url, "queues", "--url", "http://127.0.0.1:9")
     assert unreachable.returncode == EXIT_UNREACHABLE and "cannot reach Relay" in unreachable.stderr
+    wrong_root = run_cli(relay_url, "queues", "--url", relay_url + "/dashboard")
+    assert wrong_root.returncode == EXIT_API_ERROR and "ROUTE_NOT_FOUND) — is " in wrong_root.stderr
+    assert "the server's root URL" in wrong_root.stderr
     missing = run_cli(relay_url, "enqueue", "1", "-q", "no-such-queue-anywhere")
     assert missing.returncode == EXIT_API_ERROR and "QUEUE_NOT_FOUND" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -216,6 +221,9 @@ def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     assert priority.returncode == EXIT_USAGE and "must be 0 to 9" in priority.stderr
     count = run_cli(relay_url, "dequeue", "-n", "0")
     assert count.returncode == EXIT_USAGE and "must be 1 to 1000" in count.stderr
+    # An action the log never has: the server would answer with nothing, like a quiet queue.
+    action = run_cli(relay_url, "tail", "--no-follow", "-a", "dequeue,ack")
+    assert action.returncode == EXIT_USAGE and "unknown action 'ack' (did you mean 'acknowledge'?)" in action.stderr
     long_key = run_cli(relay_url, "enqueue", "1", "--idempotency-key", "k" * 300)
     assert long_key.returncode == EXIT_USAGE and "VALIDATION_ERROR" in long_key.stderr
     empty = run_cli(relay_url, "enqueue", "-q", "default", input="")

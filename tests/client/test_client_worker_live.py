@@ -190,3 +190,22 @@ def test_sigterm_exits_promptly_while_an_abandoned_sync_handler_runs(
     assert released is not None and released.id == added.id, output
     assert released.last_error == "Worker shut down before the handler finished"
     client.ack(released)
+
+
+async def test_a_worker_waits_for_its_queue_to_be_created(
+    relay_url: str, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deployed before its queue: the worker says the queue does not exist (a misspelt name
+    looks the same) and starts working once it is created."""
+    queue = f"late-{time.monotonic_ns()}"
+    handled: list[str] = []
+    async with AsyncClient(relay_url) as api:
+        worker = Worker(lambda m: handled.append(m.id), queue, client=api, poll_timeout=0.2)
+        task = asyncio.create_task(worker.run_async())
+        await wait_for(lambda: any("does not exist" in r.getMessage() for r in caplog.records))
+        assert f"queue {queue!r} does not exist (check the name)" in caplog.text
+        client.create_queue(queue)
+        mid = client.enqueue({"n": 1}, queue=queue).id
+        await wait_for(lambda: handled == [mid], limit=15)
+        worker.stop()
+        await asyncio.wait_for(task, 10)

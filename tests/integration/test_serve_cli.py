@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
@@ -13,7 +14,7 @@ from tests.support.server import free_port
 
 
 def serve(env: dict[str, str], command: str = "serve") -> subprocess.CompletedProcess[str]:
-    args = ["--port", "1"] if command == "serve" else []
+    args = ["--port", str(free_port())] if command == "serve" else []
     return subprocess.run([sys.executable, "-m", "relayq", command, *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
 
@@ -39,6 +40,20 @@ def test_an_unknown_log_level_is_a_configuration_error(database_url: str) -> Non
     assert done.returncode == 2 and "LOG_LEVEL" in done.stderr, done.stderr
     assert "serving on" not in done.stdout  # refused before it claimed to serve
 
+
+def test_a_port_in_use_is_reported_before_serving(database_url: str) -> None:
+    """uvicorn found it only after "serving on" was printed, and exited with 3, the status that
+    says the database cannot be reached."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "relayq", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                              env={**os.environ, "DATABASE_URL": database_url}, capture_output=True, text=True,
+                              timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert f"relay: cannot listen on 127.0.0.1:{port}: Address already in use" in done.stderr
+    assert "serving on" not in done.stdout and "Traceback" not in done.stderr
 
 
 def test_an_open_server_on_the_network_is_warned_about(database_url: str) -> None:

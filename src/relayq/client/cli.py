@@ -14,6 +14,7 @@ INVALID_JSON), 3 the server cannot be reached, 4 nothing to dequeue, 130 interru
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -79,6 +80,20 @@ _BATCH_COUNT = _bounded(int, 1, 1000)
 _POSITIVE_INT = _bounded(int, 1)
 _NON_NEGATIVE_INT = _bounded(int, 0)
 _NON_NEGATIVE = _bounded(float, 0)
+
+
+def _actions(text: str) -> str:
+    """An argparse type: a comma list of activity actions (API.md §8.3). The server answers an
+    unknown one with no entries, which looked like a quiet queue (`-a ack` for `acknowledge`)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in protocol.ACTIVITY_ACTIONS:
+            close = [a for a in protocol.ACTIVITY_ACTIONS if a.startswith(name)] or difflib.get_close_matches(
+                name, protocol.ACTIVITY_ACTIONS, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise argparse.ArgumentTypeError(
+                f"unknown action {name!r}{hint}; one of: {', '.join(protocol.ACTIVITY_ACTIONS)}")
+    return ",".join(names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,7 +293,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     p = add("tail", cmd_tail, "follow the activity log (or, with --events, the live event stream)")
     p.add_argument("-q", "--queue", help="only this queue")
-    p.add_argument("-a", "--action", help="only these actions (comma list)")
+    p.add_argument("-a", "--action", type=_actions, help="only these actions (comma list): "
+                   + ", ".join(protocol.ACTIVITY_ACTIONS))
     p.add_argument(
         "-n", "--lines", type=_NON_NEGATIVE_INT, default=20, help="entries to show first (default 20)"
     )
@@ -344,7 +360,7 @@ def _guarded(func: Command) -> Command:
             _error(f"{exc.message} ({exc.code})")
             return EXIT_USAGE
         except APIError as exc:
-            _error(f"{exc.message} ({exc.code})")
+            _error(f"{exc.message} ({exc.code}){_hint(exc.code, args)}")
             return EXIT_API_ERROR
         except RelayConnectionError as exc:
             _error(f"cannot reach Relay at {_url(args)}: {exc}")
@@ -358,6 +374,19 @@ def _guarded(func: Command) -> Command:
 
     run.__doc__ = func.__doc__
     return run
+
+
+def _hint(code: str | None, args: argparse.Namespace) -> str:
+    """What to do about an API error, in the CLI's terms (the server's text speaks HTTP)."""
+    if code == "QUEUE_NOT_EMPTY":
+        return " — pass --force to delete the queue with all its messages"
+    if code == "ROUTE_NOT_FOUND":
+        return f" — is {_url(args)} the server's root URL (like {DEFAULT_URL})?"
+    return ""
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _error(text: str) -> None:
@@ -949,7 +978,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = msgspec.json.format(sent, indent=2) + b"\n"  # the server's file, re-spaced at most
     if args.output and args.output != "-":
         Path(args.output).write_bytes(data)
-        print(f"exported {len(messages)} messages to {args.output}", file=sys.stderr)
+        print(f"exported {_count(len(messages), 'message')} to {args.output}", file=sys.stderr)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
@@ -989,7 +1018,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if _wants_json(args):
         print_json({"count": count})
     else:
-        print(f"imported {count} messages")
+        print(f"imported {_count(count, 'message')} (as new, queued messages)")
     return EXIT_OK
 
 

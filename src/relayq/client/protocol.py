@@ -422,6 +422,15 @@ def update_queue(
     return Call(request, _field("queue", Queue))
 
 
+# Every action an activity entry can have (API.md §8.3); `lock_stolen` entries carry the action
+# that found the stolen lock.
+ACTIVITY_ACTIONS = (
+    "enqueue", "dequeue", "acknowledge", "nack", "move_to_dlq", "timeout_requeue", "timeout_to_dlq", "touch",
+    "move", "delete", "bulk_delete", "clear_queue", "clear_all_queues", "create_queue", "update_queue",
+    "rename_queue", "delete_queue", "purge_queue",
+)
+
+
 # Added to the read timeout of the calls whose work grows with the queue (about 2 s per million
 # messages): the server runs them under POSTGRES_BULK_STATEMENT_TIMEOUT_MS, an hour by default.
 BULK_EXTRA_TIMEOUT = 3600.0

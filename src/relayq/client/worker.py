@@ -50,7 +50,8 @@ Handler = Callable[[Message], Any]
 
 T = TypeVar("T")
 
-# Errors after which fetching is retried: the server or its database may come back.
+# Errors after which fetching is retried: the server or its database may come back, and a
+# missing queue may be created (workers are often deployed before whatever creates their queue).
 _UNAVAILABLE = (RelayConnectionError, DatabaseUnavailableError, ServerError)
 _TRANSIENT = (*_UNAVAILABLE, QueueNotFoundError)
 # Answers meaning our lease is gone; the message is someone else's now.
@@ -316,7 +317,11 @@ class Worker:
                 for _ in range(taken):
                     slots.release()
                 backoff = min(max(backoff * 2, 0.5), 10.0)
-                logger.warning("fetching from %r failed: %s; retrying in %.1fs", queue, exc, backoff)
+                if isinstance(exc, QueueNotFoundError):  # deployed before its queue, or a typo
+                    logger.warning("queue %r does not exist (check the name); waiting for it to be created, "
+                                   "next look in %.1fs", queue, backoff)
+                else:
+                    logger.warning("fetching from %r failed: %s; retrying in %.1fs", queue, exc, backoff)
                 await self._unless_stopping(asyncio.sleep(backoff))
                 continue
             except BaseException:

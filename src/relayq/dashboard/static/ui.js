@@ -20,6 +20,8 @@ export function isMissingKey(error) {
 export function errorText(error) {
   if (error && error.status === 401) return isMissingKey(error) ? t('auth.required') : t('auth.invalid');
   if (error && error.code === 'TIMEOUT') return t('error.timeout');
+  // The server's text names the API's `force=true`; the dashboard's control is a checkbox.
+  if (error && error.code === 'QUEUE_NOT_EMPTY') return t('error.queueNotEmpty');
   return (error && error.message) || String(error);
 }
 
