@@ -325,3 +325,60 @@ def test_a_client_gone_mid_body_is_not_an_error(small_limit_server: LiveServer) 
     time.sleep(0.5)
     log = small_limit_server.log()
     assert "ClientDisconnect" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_inputs_found_by_the_fuzz_probe_are_refused_or_kept_harmless(api: httpx.Client, queue: str) -> None:
+    """Each of these answered 500, or was stored and then broke requests that were not its own."""
+    # Message ids whose queue number is in non-ASCII digits ("²" is a digit to str.isdigit, not to int()).
+    assert api.post("/queue/ack", json={"id": "p²-abc"}).json()["code"] == "NOT_FOUND"
+    assert api.delete("/queue/message/p%C2%B2-abc", params={"queueType": "main"}).status_code == 404
+    batch = api.post("/queue/ack/batch", json={"acks": [{"id": "p¹²-x", "lock_token": "t"}]})
+    assert batch.status_code == 200 and batch.json()["failed"][0]["code"] == "NOT_FOUND"
+    # Queue names ending in a newline ($ matched before it; the table's CHECK answered 500).
+    for name in ("nl1\n", "a" * 64 + "\n"):
+        assert api.post("/queues", json={"name": name}).json()["code"] == "VALIDATION_ERROR"
+    # Retention in other scripts' digits or spaces: stored, it failed every maintenance pass.
+    spec = {"queue_type": "partitioned", "partition_interval": "daily"}
+    for bad in ("٧ days", "7\u00a0days", "\u30007 days", "7\x1cdays", "7\x85days"):
+        refused = api.post("/queues", json={"name": queue + "_p", "retention_interval": bad, **spec})
+        assert refused.status_code == 400, (bad, refused.text)
+    created = api.post("/queues", json={"name": queue + "_p", "retention_interval": " 1   week ", **spec})
+    assert created.json()["queue"]["retention_interval"] == "1 week"  # stored as checked
+    standard = api.post("/queues", json={"name": queue + "_s", "partition_interval": "daily"}).json()["queue"]
+    assert standard["partition_interval"] is None  # only partitioned queues have partitions
+    # A number beyond jsonb's range: kept as written, it made every activity page holding its
+    # entry a 400. It is stored as the float it rounds to, as an edit stored it.
+    tiny = api.post("/queue/message", content=b'{"type":"t","payload":[1e-16384],"queue":"%s"}' % queue.encode())
+    assert tiny.status_code == 201, tiny.text
+    listed = api.get("/queue/main/messages", params={"queueName": queue}).json()["messages"]
+    assert [m["payload"] for m in listed] == [[0.0]]
+    deadline = time.monotonic() + 10
+    while not (history := api.get(f"/queue/activity/message/{tiny.json()['id']}")).json().get("history"):
+        assert history.status_code == 200, history.text
+        assert time.monotonic() < deadline, "the enqueue entry never arrived"
+        time.sleep(0.1)
+    assert api.get("/queue/activity", params={"queue_name": queue}).status_code == 200
+    # Activity times PostgreSQL cannot hold: refused naming the field, or (later than 9999) clamped.
+    early = api.get("/queue/activity", params={"start_time": "-1e20"})
+    assert early.status_code == 400 and early.json()["details"][0]["field"] == "start_time"
+    assert api.get("/queue/activity", params={"end_time": "1e20"}).status_code == 200
+    # A nack's reason is cut at 10,000 characters: whole, a 40 MB one made its queue's listings 40 MB.
+    leased = api.get("/queue/message", params={"queue": queue}).json()
+    nacked = api.post(f"/queue/message/{leased['id']}/nack", json={"lock_token": leased["lock_token"],
+                                                                    "errorReason": "x" * 50_000})
+    assert nacked.status_code == 200, nacked.text
+    [message] = api.get("/queue/main/messages", params={"queueName": queue}).json()["messages"]
+    assert len(message["last_error"]) == 10_000 and message["last_error"].endswith(" [truncated]")
+
+
+def test_renames_racing_for_one_name_get_409_not_500(api: httpx.Client) -> None:
+    """The losers of a race for a free name hit the unique index: that is QUEUE_EXISTS too."""
+    tag = secrets.token_hex(4)
+    sources = [f"r_{tag}_{i}" for i in range(4)]
+    for name in sources:
+        assert api.post("/queues", json={"name": name}).status_code == 201
+    target = f"r_{tag}_target"
+    with ThreadPoolExecutor(len(sources)) as pool:
+        answers = list(pool.map(lambda name: api.post(f"/queues/{name}/rename", json={"newName": target}), sources))
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
+    assert all(a.json()["code"] == "QUEUE_EXISTS" for a in answers if a.status_code == 409)

@@ -409,3 +409,18 @@ async def test_finishing_a_detached_partition_waits_for_a_queue_delete_or_rename
         await admin.close()
     assert name in report.dropped_partitions
     assert not await relay.db.fetch("SELECT * FROM relay.message_counts WHERE queue_name = $1", queue)
+
+
+async def test_a_retention_postgresql_cannot_read_skips_its_queue_only(relay: Relay) -> None:
+    """A retention stored before the API checked it strictly ("٧ days" passed \\d) failed the
+    statement that reads every queue's schedule, and so every queue's retention."""
+    broken = await new_queue(relay, retention_interval="2 hours")
+    await relay.db.execute("UPDATE relay.queues SET retention_interval = '٧ days' WHERE name = $1", broken)
+    queue = await new_queue(relay, retention_interval="2 hours")
+    acked = await fill(relay, queue, 2, 2)
+    await age(relay, "relay.messages", acked, 3)
+
+    report = await Maintenance(relay.db, relay.settings).run_once()
+
+    assert report.deleted[queue] == 2
+    await relay.db.execute("DELETE FROM relay.queues WHERE name = $1", broken)  # the module's other tests

@@ -40,13 +40,14 @@ def test_everything_else_takes_the_slow_path() -> None:
     assert fast({"nope": []}) is None
     assert _fast_messages(RELAY, b"[{", many=True) is None
     for bad in (b'{"type":"a","payload":1e400}', b'{"type":"a","payload":"\xff"}',  # left to INVALID_JSON
-                b'{"type":"a","payload":[1.5E+308]}', b'{"type":"a","payload":' + b"9" * 300 + b'.5}'):
+                b'{"type":"a","payload":[1.5E+308]}', b'{"type":"a","payload":' + b"9" * 300 + b'.5}',
+                b'{"type":"a","payload":1e-16384}'):  # beyond jsonb: parsed (to 0.0) the slow way
         assert _fast_messages(RELAY, bad, many=False) is None
 
 
 def test_finite_numbers_and_compact_bodies_stay_on_the_fast_path() -> None:
-    items = _fast_messages(RELAY, b'{"type":"a","payload":[1e99,-2.5e-300,123]}', many=False)
-    assert items is not None and bytes(items[0].payload) == b"[1e99,-2.5e-300,123]"
+    items = _fast_messages(RELAY, b'{"type":"a","payload":[1e99,-2.5e-300,123,1e-9999]}', many=False)
+    assert items is not None and bytes(items[0].payload) == b"[1e99,-2.5e-300,123,1e-9999]"
     spaced = _fast_messages(RELAY, b'{"type": "a", "payload": {"k": [1, 2]}}', many=False)
     assert spaced is not None and bytes(spaced[0].payload) == b'{"k":[1,2]}'  # stored compact
 

@@ -72,7 +72,7 @@ def storage_of(message_id: str) -> tuple[StorageKind, int | None] | None:
         return "unlogged", None
     if head == "p":
         digits, sep, _ = message_id[1:].partition("-")
-        if sep and digits.isdigit() and len(digits) < 18:
+        if sep and digits.isascii() and digits.isdigit() and len(digits) < 18:  # not "²"
             return "partitioned", int(digits)
     return None
 

@@ -123,6 +123,19 @@ ON CONFLICT (queue_name, status, priority, slot) DO UPDATE
 SET n = c.n + excluded.n, payload_sum = c.payload_sum + excluded.payload_sum"""
 
 
+# Every queue with its retention cut-off. A retention is cast only when it has the shape the API
+# checks (ASCII digits and spaces): one the cast refused, stored before that check was strict,
+# failed this statement and so every queue's retention and partition upkeep.
+SCHEDULES_SQL = """SELECT id, name, queue_type, partition_interval, retention_interval, usable,
+       CASE WHEN NOT usable THEN NULL
+            WHEN retention_interval IS NOT NULL THEN now() - retention_interval::interval
+            WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8 * 3600) END AS cutoff
+FROM (SELECT *, retention_interval IS NULL
+                OR retention_interval ~ '^[ \t]*[0-9]{1,9}[ \t]*(hour|day|week|month)s?[ \t]*$' AS usable
+      FROM relay.queues) q
+ORDER BY id"""
+
+
 @dataclass(slots=True)
 class PassReport:
     """What one maintenance pass did (tests and logs read it)."""
@@ -205,15 +218,13 @@ class Maintenance:
 
     async def _schedules(self) -> list[QueueSchedule]:
         default_hours = self.settings.acknowledged_retention_hours
-        rows = await self.db.fetch(
-            """SELECT id, name, queue_type, partition_interval,
-                   CASE WHEN retention_interval IS NOT NULL THEN now() - retention_interval::interval
-                        WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8 * 3600) END AS cutoff
-            FROM relay.queues ORDER BY id""",
-            default_hours,
-        )
+        rows = await self.db.fetch(SCHEDULES_SQL, default_hours)
+        for r in rows:
+            if not r["usable"]:
+                log.warning("maintenance: queue %s has a retention_interval PostgreSQL cannot read (%r); "
+                            "it is skipped until the queue is given a valid one", r["name"], r["retention_interval"])
         return [QueueSchedule(r["id"], r["name"], r["queue_type"], r["partition_interval"], r["cutoff"])
-                for r in rows]
+                for r in rows if r["usable"]]
 
     # ----- retention by DELETE -----------------------------------------------------------
     async def _delete_expired(self, queue: QueueSchedule, report: PassReport) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from relayq.config import Settings
 from relayq.db.database import CUSTOM_PLANS_SQL, Database, Row, Transaction, lock_timed_out
 from relayq.db.queries import ANY_STATUS, MESSAGE_TABLES
@@ -27,8 +29,11 @@ from relayq.services.stats import RENAME_SQL as STATS_RENAME_SQL
 log = logging.getLogger("relayq.queues")
 
 DEFAULT_QUEUE = "default"
-QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-RETENTION_RE = re.compile(r"^\s*(\d+)\s*(hour|hours|day|days|week|weeks|month|months)\s*$")
+# \Z, not $ (which also matches before a final newline: "q\n" passed, and the table's CHECK
+# answered 500); ASCII: \d and \s also match "٧" and U+00A0, which PostgreSQL's interval
+# input refuses, so one such retention, stored, failed every maintenance pass for every queue.
+QUEUE_NAME_RE = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+RETENTION_RE = re.compile(r"\A\s*(\d+)\s*(hour|hours|day|days|week|weeks|month|months)\s*\Z", re.ASCII)
 PARTITION_STEP = {"hourly": timedelta(hours=1), "daily": timedelta(days=1), "weekly": timedelta(weeks=1)}
 ADMIN_CONSUMER = "user-manual-operation"
 # Storage parameters of every time partition (a partitioned parent takes none); the same
@@ -118,7 +123,7 @@ def retention_to_interval(value: str) -> str:
             400, "VALIDATION_ERROR", "retention_interval must be at most 100 years",
             details=[{"field": "retention_interval", "message": f"must be at most {RETENTION_MAX[unit]} {unit}s"}],
         )
-    return f"{count} {unit}s"
+    return f"{count} {unit}" + ("" if count == 1 else "s")
 
 
 class QueueService:
@@ -192,8 +197,10 @@ class QueueService:
                 raise RelayError(
                     400, "VALIDATION_ERROR", "Partitioned queues require partition_interval and retention_interval"
                 )
+        # Only partitioned queues have partitions; shown on another queue, the interval said it had.
+        partition_interval = spec.get("partition_interval") if spec["queue_type"] == "partitioned" else None
         if retention is not None:  # "" too: stored, it would fail every maintenance pass
-            retention_to_interval(retention)
+            retention = retention_to_interval(retention)  # stored as checked, not as typed
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
                 f"""INSERT INTO relay.queues AS q (name, queue_type, ack_timeout_seconds, max_attempts,
@@ -203,7 +210,7 @@ class QueueService:
                 spec.get("ack_timeout_seconds") or self.settings.ack_timeout_seconds,
                 spec.get("max_attempts") or self.settings.max_attempts,
                 spec.get("retry_delay_seconds") or 0,
-                spec.get("partition_interval"), retention, spec.get("description"),
+                partition_interval, retention, spec.get("description"),
             )
             if row is None:
                 raise RelayError(409, "QUEUE_EXISTS", "Queue already exists")
@@ -312,13 +319,17 @@ class QueueService:
         async def transaction(tx: Transaction) -> tuple[Row, int, int]:
             await tx.execute(CUSTOM_PLANS_SQL)  # as for delete
             row = await _lock_queue(tx, name)
+            exists = RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
             taken = await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", new_name)
             if taken or new_name == name:
-                raise RelayError(409, "QUEUE_EXISTS", f'Queue with name "{new_name}" already exists')
-            updated = await tx.fetchrow(
-                f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
-                name, new_name,
-            )
+                raise exists
+            try:
+                updated = await tx.fetchrow(
+                    f"UPDATE relay.queues q SET name = $2, updated_at = now() WHERE q.name = $1 RETURNING {QUEUE_COLUMNS}",
+                    name, new_name,
+                )
+            except asyncpg.UniqueViolationError:  # another rename or a create took the name meanwhile
+                raise exists from None
             await tx.execute(RENAME_MESSAGES_SQL.format(table=MESSAGE_TABLES[row["queue_type"]]), name, new_name)
             await tx.execute(STATS_RENAME_SQL, name, new_name)  # added to any rows the new name has
             await forget_queue_bookkeeping(tx, name)  # the UPDATE above re-counted the rows under new_name

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from relayq.api.http import endpoint, ok
 from relayq.api.routes.messages import relay
-from relayq.api.validation import Field, count_bound, parse_query
+from relayq.api.validation import EPOCH_MAX, EPOCH_MIN, Field, count_bound, parse_query
 from relayq.services.activity import ActivityFilter
 from relayq.services.activity.store import ANOMALY_SORTS
 from relayq.services.extensions import extensions_of
@@ -19,10 +19,10 @@ PAGING = (
     Field("limit", "int", default=100, minimum=1, maximum=1000),
     Field("offset", "int", default=0, minimum=0),
 )
-RANGE = (
-    Field("start_time", "number", doc="Unix seconds, inclusive"),
-    Field("end_time", "number", doc="Unix seconds, inclusive"),
-)
+# Held to the years 1-9999 (later ones count as 9999): beyond them PostgreSQL refused the value
+# inside the query, a 400 that named no field.
+RANGE = tuple(Field(name, "number", minimum=EPOCH_MIN, maximum=EPOCH_MAX, clamp_max=True, doc="Unix seconds, inclusive")
+              for name in ("start_time", "end_time"))
 QUEUE = Field("queue_name", "str", aliases=("queue", "queueName"))
 MAX_COUNT = Field("maxCount", "int", minimum=1, doc="new: count only the newest this many matches (the dashboard "
                   "sends 10000); with more, total is this number, totalExact false, the summary covers these")

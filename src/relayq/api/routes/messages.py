@@ -45,15 +45,31 @@ DEQUEUE_QUERY = (
 
 ACK_FIELDS = (Field("id", "str", required=True), Field("lock_token", "str"))
 ACK_ITEM_FIELDS = (Field("id", "str", required=True), Field("lock_token", "str", required=True))
+# A nack's reason is kept up to this many characters (more is cut, with a marker). Refusing a
+# long one would leave its message to the lease's expiry; keeping it whole let one 40 MB stack
+# trace make every listing and activity page of its queue 40 MB.
+MAX_ERROR_REASON = 10_000
+TRUNCATED = " [truncated]"
+
+
+def error_reason(text: str | None) -> str | None:
+    """A nack's reason as stored: at most MAX_ERROR_REASON characters."""
+    if text is None or len(text) <= MAX_ERROR_REASON:
+        return text
+    return text[: MAX_ERROR_REASON - len(TRUNCATED)] + TRUNCATED
+
+
 NACK_FIELDS = (
     Field("lock_token", "str"),
-    Field("errorReason", "str", aliases=("error", "error_reason")),
+    Field("errorReason", "str", aliases=("error", "error_reason"),
+          doc=f"becomes last_error; cut to {MAX_ERROR_REASON:,} characters"),
     Field("delaySeconds", "number", minimum=0, maximum=2_592_000, aliases=("delay_seconds",)),
 )
 NACK_ITEM_FIELDS = (
     Field("id", "str", required=True),
     Field("lock_token", "str", required=True),
-    Field("error", "str", aliases=("errorReason", "error_reason")),
+    Field("error", "str", aliases=("errorReason", "error_reason"),
+          doc=f"becomes last_error; cut to {MAX_ERROR_REASON:,} characters"),
     Field("delaySeconds", "number", minimum=0, maximum=2_592_000, aliases=("delay_seconds",)),
 )
 TOUCH_FIELDS = (
@@ -115,8 +131,12 @@ _NUMBER_SHAPES = bytes.maketrans(b"123456789E", b"000000000e")
 # A number is out of float range only with an exponent of three digits or more, or with at
 # least 209 digits before its point (a two-digit exponent keeps fewer below 1e308; 200 here).
 # Payloads are not parsed by the one-pass decoder, so these shapes, also when they merely look
-# like one inside a string, go the slow way, whose parse refuses non-finite numbers.
-_HUGE_NUMBER_SHAPES = (b"0e000", b"0e+000", b"0" * 200)
+# like one inside a string, go the slow way, whose parse refuses non-finite numbers. So do
+# negative exponents of five digits or more: kept as written, `1e-16384` is beyond what
+# PostgreSQL's jsonb holds (16,383 digits after the point), and the activity log, read as jsonb,
+# answered 400 to every page that held its entry; parsed, it is the float it rounds to (0.0),
+# as an edit already stored it. (Four digits and under 200 more keep well within that.)
+_HUGE_NUMBER_SHAPES = (b"0e000", b"0e+000", b"0e-00000", b"0" * 200)
 
 
 def _fast_decode(raw: bytes, decode: Callable[[bytes], T]) -> T | None:
@@ -332,7 +352,8 @@ async def nack(request: Request) -> Response:
     values = parse_fields(NACK_FIELDS, require_object(body if body is not None else {}))
     _require_token(r, values["lock_token"], "lock_token")
     message_id = request.path_params["id"]
-    settled = await r.messages.nack([(message_id, values["lock_token"], values["errorReason"], values["delaySeconds"])])
+    settled = await r.messages.nack([(message_id, values["lock_token"], error_reason(values["errorReason"]),
+                                      values["delaySeconds"])])
     _raise_failure(settled, 404, "Lock lost")
     dead = settled.rows[0]["status"] == "dead"
     return ok({"message": "Message nacked successfully", "requeued": not dead, "movedToDlq": dead})
@@ -344,7 +365,7 @@ async def nack(request: Request) -> Response:
 async def nack_batch(request: Request) -> Response:
     items = _batch_items(await read_json(request), "nacks", NACK_ITEM_FIELDS)
     settled = await relay(request).messages.nack(
-        [(i["id"], i["lock_token"], i["error"], i["delaySeconds"]) for i in items], batch=True
+        [(i["id"], i["lock_token"], error_reason(i["error"]), i["delaySeconds"]) for i in items], batch=True
     )
     requeued = [row["id"] for row in settled.rows if row["status"] != "dead"]
     dead = [row["id"] for row in settled.rows if row["status"] == "dead"]
