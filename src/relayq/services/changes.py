@@ -39,6 +39,16 @@ class Change:
     anomalies: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
 
+def grouped_changes(rows: Sequence[Row], action_of: Callable[[Row], str], **fields: Any) -> list[Change]:
+    """One change per queue and action for the rows of one statement, each row keeping what
+    differs between its entries (its worker, error, overdue time). A change per row ran every
+    listener once per message: as much Python time as the statement's database time."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row["queue_name"], action_of(row)), []).append(row)
+    return [Change(action, queue, rows=group, **fields) for (queue, action), group in groups.items()]
+
+
 Listener = Callable[[Change], None]
 DurableListener = Callable[[Sequence[Change]], Awaitable[None]]
 

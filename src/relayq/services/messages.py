@@ -22,7 +22,7 @@ from relayq.db.database import Database, Transaction
 from relayq.db.queries import QUERIES
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, new_message_id, new_message_ids, queue_ids_of, storage_of
-from relayq.services.changes import Change, ChangeHub
+from relayq.services.changes import Change, ChangeHub, Row, grouped_changes
 from relayq.services.coalesce import Coalescer
 from relayq.services.delays import DuePromoter
 from relayq.services.queues import QueueRef, QueueService
@@ -433,11 +433,9 @@ class MessageService:
             settled = await self._nacks.submit(None, items[0])
         else:
             settled = await self._nack_now(items, batch)
-        now = time.time()
+        self.hub.publish_many(grouped_changes(settled.rows, _nack_outcome, at=time.time(),
+                                              batch_size=len(items) if batch else None))
         for row in settled.rows:
-            action = "move_to_dlq" if row["status"] == "dead" else "nack"
-            self.hub.publish(Change(action, row["queue_name"], rows=[row], at=now, consumer_id=row["prev_consumer_id"],
-                                    error_reason=row["last_error"], batch_size=len(items) if batch else None))
             if row["due_in"]:  # seconds, as the database counts them (not this host's clock)
                 self.delays.due_in(row["due_in"])
         await self._report_lock_lost("nack", settled, [(i[0], i[1]) for i in items])
@@ -632,6 +630,10 @@ def _ack_statement(kind: StorageKind, ids: list[str], tokens: list[str | None], 
 
 class _StaleQueues(Exception):
     """The queue cache disagreed with the database (queue deleted, recreated or renamed)."""
+
+
+def _nack_outcome(row: Row) -> str:
+    return "move_to_dlq" if row["status"] == "dead" else "nack"
 
 
 def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 
 from relayq.db.database import Database
 from relayq.db.queries import MESSAGE_TABLES, QUERIES
-from relayq.services.changes import Change, ChangeHub, Row
+from relayq.services.changes import ChangeHub, Row, grouped_changes
 from relayq.services.passes import Streak, run_logged
 
 log = logging.getLogger("relayq.reaper")
@@ -22,20 +21,8 @@ REAPER_CONSUMER = "relay-actor"
 BATCH = 1000
 
 
-def reclaim_changes(rows: Sequence[Row], at: float) -> list[Change]:
-    """One change per queue and outcome for the rows of one statement.
-
-    A change per row cost as much Python time as the statement's own database time (200,000
-    leases: 8 s instead of 4): every listener ran once per row. Each row carries what differs
-    between its entries (the worker it was taken from, how overdue it was, its error).
-    """
-    groups: dict[tuple[str, str], list[Row]] = {}
-    for row in rows:
-        action = "timeout_to_dlq" if row["status"] == "dead" else "timeout_requeue"
-        groups.setdefault((row["queue_name"], action), []).append(row)
-    return [Change(action, queue, rows=group, at=at, consumer_id=REAPER_CONSUMER,
-                   context={"triggered_by": "system"})
-            for (queue, action), group in groups.items()]
+def _outcome(row: Row) -> str:
+    return "timeout_to_dlq" if row["status"] == "dead" else "timeout_requeue"
 
 
 class LeaseReaper:
@@ -53,7 +40,8 @@ class LeaseReaper:
         for kind in MESSAGE_TABLES:
             while True:
                 rows = await self.db.fetch(QUERIES.get("reap", kind), BATCH)
-                self.hub.publish_many(reclaim_changes(rows, time.time()))
+                self.hub.publish_many(grouped_changes(rows, _outcome, at=time.time(), consumer_id=REAPER_CONSUMER,
+                                                      context={"triggered_by": "system"}))
                 total += len(rows)
                 if len(rows) < BATCH:
                     break

@@ -1,4 +1,5 @@
-"""The lease reaper's activity: one entry per reclaimed message, whatever the grouping of its changes."""
+"""The reaper and batch nacks publish one change per queue and outcome (services/changes.py,
+grouped_changes), and still write one activity entry per message, each with its own fields."""
 
 from __future__ import annotations
 
@@ -52,3 +53,31 @@ async def test_one_pass_over_two_queues_and_workers_records_each_message(relay: 
                                          else "Timeout after max attempts")
     assert {json.loads(r["entry"])["prev_consumer_id"] for r in rows if r["queue"] == queues[0]} == {
         f"{queues[0]}-w1", f"{queues[0]}-w2"}
+
+
+async def test_a_batch_nack_over_two_queues_records_each_message(relay: Relay) -> None:
+    queues = ["n_" + secrets.token_hex(4) for _ in range(2)]
+    leased = []
+    for queue, attempts in zip(queues, (3, 1), strict=True):
+        await relay.queues.create({"name": queue, "queue_type": "standard", "max_attempts": attempts})
+        await relay.messages.enqueue([message(queue) for _ in range(2)], batch=True)
+        for worker in ("w1", "w2"):
+            leased += await relay.messages.dequeue(queue, 1, batch=True, consumer_id=f"{queue}-{worker}")
+    seen: list[Change] = []
+    relay.hub.subscribe(lambda change: seen.append(change) if change.queue in queues else None)
+
+    await relay.messages.nack([(r["id"], r["lock_token"], f"boom {r['id']}", None) for r in leased], batch=True)
+
+    assert sorted((c.queue, c.action, len(c.rows)) for c in seen) == sorted(
+        [(queues[0], "nack", 2), (queues[1], "move_to_dlq", 2)])
+    activity = ext(relay).activity
+    assert activity is not None
+    await activity.buffer.flush()
+    rows = await relay.db.fetch("""SELECT message_id, queue, consumer_id, entry FROM relay.activity_log
+        WHERE queue = ANY($1::text[]) AND action IN ('nack', 'move_to_dlq')""", queues)
+    assert len(rows) == 4
+    workers = {r["id"]: r["consumer_id"] for r in leased}
+    for row in rows:
+        entry = json.loads(row["entry"])
+        assert row["consumer_id"] == workers[row["message_id"]]
+        assert entry["error_reason"] == f"boom {row['message_id']}" and entry["batch_size"] == 4
