@@ -96,6 +96,10 @@ class Queries:
 
     def __init__(self) -> None:
         blocks = load_named("queries.sql")
+        for name, body in list(blocks.items()):  # a claim for any type, and one for a given type
+            if "{type_filter}" in body:
+                blocks[name] = body.replace("{type_filter}", "AND $6::text IS NULL")
+                blocks[name + "_typed"] = body.replace("{type_filter}", "AND type = $6::text")
         self._sql: dict[tuple[str, StorageKind], str] = {
             (name, kind): _expand(body, kind) for name, body in blocks.items() for kind in MESSAGE_TABLES
         }

@@ -396,7 +396,8 @@ class MessageService:
             consumers += [request.consumer_id] * request.count
             owner += [index] * request.count
         rows = await self.db.fetch(
-            QUERIES.get("dequeue", ref.kind), ref.name, len(owner), overrides, consumers, ref.id, type_filter
+            QUERIES.get("dequeue" if type_filter is None else "dequeue_typed", ref.kind),
+            ref.name, len(owner), overrides, consumers, ref.id, type_filter,
         )
         if rows[0]["slot"] is None:  # nothing claimed: the one row says whether the queue is current
             return [[] if rows[0]["current"] else None for _ in requests]

@@ -75,10 +75,13 @@ WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::tex
 -- An empty claim still answers one row (slot NULL) whose `current` says whether the queue is
 -- still the one the caller resolved ($5 under the name $1): an empty poll, the common case of
 -- an idle worker fleet, costs one round trip instead of a claim plus a look-up.
+-- The type filter: this block is also `dequeue_typed`, whose `type = $6` the dequeue index checks
+-- (its last column, migration 0018); one statement for both, `($6 IS NULL OR type = $6)`, kept
+-- it out of the index in a generic plan.
 WITH picked AS (
     SELECT id, priority, created_at, seq FROM {messages} AS m
     WHERE queue_name = $1 AND queue_id = $5 AND status = 'queued' AND NOT delayed AND available_at <= now()
-      AND ($6::text IS NULL OR type = $6)
+      {type_filter}
     ORDER BY priority DESC, created_at, seq
     LIMIT $2
     FOR UPDATE SKIP LOCKED

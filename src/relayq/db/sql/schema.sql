@@ -48,7 +48,8 @@ CREATE TABLE relay.messages (
 ) WITH (fillfactor = 80);
 -- Dequeue reads only this partial index, so its cost does not grow with finished messages, and
 -- only its range of due messages (delayed = false), so not with messages waiting for their time.
-CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, delayed, priority DESC, created_at, seq)
+-- The type comes last: a dequeue with `type=` checks it in the index, not in the row (0018).
+CREATE INDEX messages_dequeue_idx ON relay.messages (queue_name, delayed, priority DESC, created_at, seq, type)
     WHERE status = 'queued';
 CREATE INDEX messages_lease_idx ON relay.messages (locked_until) WHERE status = 'processing';
 CREATE INDEX messages_status_idx ON relay.messages (queue_name, status, created_at)
@@ -71,7 +72,7 @@ CREATE TABLE relay.messages_partitioned (
     PRIMARY KEY (queue_id, id, created_at)
 ) PARTITION BY LIST (queue_id);
 CREATE INDEX messages_partitioned_dequeue_idx
-    ON relay.messages_partitioned (queue_name, delayed, priority DESC, created_at, seq) WHERE status = 'queued';
+    ON relay.messages_partitioned (queue_name, delayed, priority DESC, created_at, seq, type) WHERE status = 'queued';
 CREATE INDEX messages_partitioned_delayed_idx ON relay.messages_partitioned (available_at)
     WHERE status = 'queued' AND delayed;
 CREATE INDEX messages_partitioned_lease_idx
