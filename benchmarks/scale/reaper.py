@@ -29,7 +29,11 @@ from benchmarks.scale.common import fresh_database, print_table, server_on, summ
 from benchmarks.scale.fill import fill_messages
 
 OTHER = "bystander"
-PROCESSING_SQL = "SELECT coalesce(sum(n), 0) FROM relay.message_counts WHERE status = 'processing'"
+PROCESSING_SQL = f"""SELECT coalesce(sum(n), 0) FROM relay.message_counts
+WHERE status = 'processing' AND queue_name <> '{OTHER}'"""  # the bystander's own lease is not one of them
+EXPIRE_SQL = f"""UPDATE relay.messages SET locked_until = now() - interval '1 ms'
+WHERE status = 'processing' AND queue_name <> '{OTHER}'"""
+DEADLINE = 600.0
 REQUEUED_SQL = "SELECT coalesce(sum(n), 0) FROM relay.activity_counts WHERE action = 'timeout_requeue'"
 
 
@@ -39,8 +43,8 @@ async def measure(dsn: str, api: str, leases: int, queues: int) -> list[list[obj
         names = [f"q{i}" for i in range(queues)]
         for name in [*names, OTHER]:
             (await client.post("/queues", json={"name": name})).raise_for_status()
-        for name in names:
-            await fill_messages(conn, name, "processing", leases // queues)
+        for i, name in enumerate(names):  # exactly `leases` in all
+            await fill_messages(conn, name, "processing", leases // queues + (i < leases % queues))
         await fill_messages(conn, OTHER, "queued", 100_000)
         await conn.execute("VACUUM ANALYZE relay.messages")
         latencies: list[float] = []
@@ -58,12 +62,14 @@ async def measure(dsn: str, api: str, leases: int, queues: int) -> list[list[obj
         await asyncio.sleep(3)
         quiet = summarize(latencies)
         latencies.clear()
-        await conn.execute("UPDATE relay.messages SET locked_until = now() - interval '1 ms' WHERE status = 'processing'")
+        await conn.execute(EXPIRE_SQL)
         expired = time.perf_counter()
         reclaimed_at = logged_at = None
         while reclaimed_at is None or logged_at is None:
             await asyncio.sleep(0.05)
             now = time.perf_counter() - expired
+            if now > DEADLINE:
+                raise SystemExit(f"not done after {DEADLINE:.0f} s: reclaimed at {reclaimed_at}, logged at {logged_at}")
             if reclaimed_at is None and not await conn.fetchval(PROCESSING_SQL):
                 reclaimed_at = now
             if logged_at is None and await conn.fetchval(REQUEUED_SQL) >= leases:

@@ -3,6 +3,7 @@ and never changes anything it should not (docs/reliability.md, "Hostile input").
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
@@ -371,14 +373,28 @@ def test_inputs_found_by_the_fuzz_probe_are_refused_or_kept_harmless(api: httpx.
     assert len(message["last_error"]) == 10_000 and message["last_error"].endswith(" [truncated]")
 
 
-def test_renames_racing_for_one_name_get_409_not_500(api: httpx.Client) -> None:
-    """The losers of a race for a free name hit the unique index: that is QUEUE_EXISTS too."""
+def test_renames_racing_for_one_name_get_409_not_500(live_server: LiveServer, api: httpx.Client) -> None:
+    """A rename whose new name another transaction takes after the rename looked (and before it
+    commits) hits the unique index: that is QUEUE_EXISTS too, not 500. The other transaction is
+    held open here, so the two always overlap."""
     tag = secrets.token_hex(4)
-    sources = [f"r_{tag}_{i}" for i in range(4)]
-    for name in sources:
+    first, second, target = f"r_{tag}_1", f"r_{tag}_2", f"r_{tag}_target"
+    for name in (first, second):
         assert api.post("/queues", json={"name": name}).status_code == 201
-    target = f"r_{tag}_target"
-    with ThreadPoolExecutor(len(sources)) as pool:
-        answers = list(pool.map(lambda name: api.post(f"/queues/{name}/rename", json={"newName": target}), sources))
-    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409], [a.text for a in answers]
-    assert all(a.json()["code"] == "QUEUE_EXISTS" for a in answers if a.status_code == 409)
+
+    async def race() -> httpx.Response:
+        other = await asyncpg.connect(live_server.database_url)
+        try:
+            async with httpx.AsyncClient(base_url=live_server.api, timeout=30) as client:
+                async with other.transaction():
+                    await other.execute("UPDATE relay.queues SET name = $2 WHERE name = $1", first, target)
+                    renaming = asyncio.ensure_future(client.post(f"/queues/{second}/rename", json={"newName": target}))
+                    await asyncio.sleep(0.5)  # it looked, found the name free, and waits on the index
+                    assert not renaming.done()
+                # committed here: the waiting rename finds the name taken
+                return await renaming
+        finally:
+            await other.close()
+
+    answer = asyncio.run(race())
+    assert answer.status_code == 409 and answer.json()["code"] == "QUEUE_EXISTS", answer.text

@@ -411,16 +411,28 @@ async def test_finishing_a_detached_partition_waits_for_a_queue_delete_or_rename
     assert not await relay.db.fetch("SELECT * FROM relay.message_counts WHERE queue_name = $1", queue)
 
 
-async def test_a_retention_postgresql_cannot_read_skips_its_queue_only(relay: Relay) -> None:
-    """A retention stored before the API checked it strictly ("٧ days" passed \\d) failed the
-    statement that reads every queue's schedule, and so every queue's retention."""
-    broken = await new_queue(relay, retention_interval="2 hours")
-    await relay.db.execute("UPDATE relay.queues SET retention_interval = '٧ days' WHERE name = $1", broken)
+async def test_a_retention_that_cannot_be_used_costs_its_queue_retention_only(relay: Relay) -> None:
+    """Retentions stored before the API checked strictly ("٧ days" passed \\d, and no bound held)
+    were cast in the statement that reads every queue's schedule: one the cast refused, or one
+    out of range, failed it, and so every queue's retention and partition upkeep."""
+    broken = {}
+    for value in ("٧ days", "999999999 days"):
+        name = await new_queue(relay, queue_type="partitioned", partition_interval="hourly", retention_interval="2 hours")
+        await relay.db.execute("UPDATE relay.queues SET retention_interval = $2 WHERE name = $1", name, value)
+        broken[name] = (await relay.queues.resolve(name)).id
+    legacy = await new_queue(relay, retention_interval="2 hours")  # valid to PostgreSQL, if not as typed now
+    await relay.db.execute("UPDATE relay.queues SET retention_interval = '2 hours\n' WHERE name = $1", legacy)
     queue = await new_queue(relay, retention_interval="2 hours")
-    acked = await fill(relay, queue, 2, 2)
-    await age(relay, "relay.messages", acked, 3)
+    for name in (queue, legacy):
+        await age(relay, "relay.messages", await fill(relay, name, 2, 2), 3)
+    furthest = {name: time_partition_ddl(qid, "hourly", partition_start(datetime.now(UTC), "hourly")
+                                         + 3 * PARTITION_STEP["hourly"])[0] for name, qid in broken.items()}
+    for table in furthest.values():
+        await relay.db.execute(f"DROP TABLE relay.{table}")
 
     report = await Maintenance(relay.db, relay.settings).run_once()
 
-    assert report.deleted[queue] == 2
-    await relay.db.execute("DELETE FROM relay.queues WHERE name = $1", broken)  # the module's other tests
+    assert report.deleted[queue] == 2 and report.deleted[legacy] == 2
+    assert set(furthest.values()) <= set(report.created_partitions)  # their partitions are still kept up
+    for name in [*broken, legacy]:
+        await relay.queues.delete(name, force=True)  # the module's other tests

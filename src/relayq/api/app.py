@@ -178,7 +178,7 @@ class RelayGate:
                 await self._deny(send, "Invalid API key")
                 return
         length = headers.get(b"content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > self.settings.max_request_bytes:
+        if length is not None and length.isdigit() and int(length) > self.settings.max_request_bytes:
             await _send_json(send, 413, {"message": "Request body too large", "code": "PAYLOAD_TOO_LARGE"})
             return
         receive = _limited(receive, self.settings.max_request_bytes)

@@ -37,6 +37,9 @@ Where this server deliberately departs from the letter of API.md (each a fix, in
   `GET /queue/config` (a new field);
 - a move back to `main` or `processing` clears `acknowledged_at`;
 - `type` and `consumerId` are at most 500 characters;
+- a nack's `errorReason` is kept up to 10,000 characters (cut, with a marker, beyond);
+- a queue's `retention_interval` comes back as checked (`" 1  week "` is `"1 week"`), and a
+  queue that is not partitioned has no `partition_interval` (null, whatever was sent);
 - without the key, at most `EVENT_KEYLESS_STREAMS_MAX` event streams are open per process.
 """
 

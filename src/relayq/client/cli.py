@@ -82,18 +82,22 @@ _NON_NEGATIVE_INT = _bounded(int, 0)
 _NON_NEGATIVE = _bounded(float, 0)
 
 
-def _actions(text: str) -> str:
-    """An argparse type: a comma list of activity actions (API.md §8.3). The server answers an
-    unknown one with no entries, which looked like a quiet queue (`-a ack` for `acknowledge`)."""
+def _actions(text: str) -> str | None:
+    """An argparse type: a comma list of activity actions (API.md §8.3), None if it names none.
+
+    The server answers an action the log never has with no entries, which looked like a quiet
+    queue (`-a ack` for `acknowledge`): such a name gets a warning, with a suggestion. Only a
+    warning: a newer server may log actions this client does not know.
+    """
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
         if name not in protocol.ACTIVITY_ACTIONS:
             close = [a for a in protocol.ACTIVITY_ACTIONS if a.startswith(name)] or difflib.get_close_matches(
                 name, protocol.ACTIVITY_ACTIONS, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise argparse.ArgumentTypeError(
-                f"unknown action {name!r}{hint}; one of: {', '.join(protocol.ACTIVITY_ACTIONS)}")
-    return ",".join(names)
+            print(f"relay: warning: no such activity action {name!r}{hint}; the actions are: "
+                  + ", ".join(protocol.ACTIVITY_ACTIONS), file=sys.stderr)
+    return ",".join(names) or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1018,7 +1022,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if _wants_json(args):
         print_json({"count": count})
     else:
-        print(f"imported {_count(count, 'message')} (as new, queued messages)")
+        print(f"imported {_count(count, 'message')} (new ids, queued)")
     return EXIT_OK
 
 

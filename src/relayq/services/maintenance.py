@@ -53,6 +53,7 @@ from relayq.services.queues import (
     own_table,
     partition_start,
     queue_subtree,
+    retention_to_interval,
     time_partition_ddl,
 )
 
@@ -123,17 +124,17 @@ ON CONFLICT (queue_name, status, priority, slot) DO UPDATE
 SET n = c.n + excluded.n, payload_sum = c.payload_sum + excluded.payload_sum"""
 
 
-# Every queue with its retention cut-off. A retention is cast only when it has the shape the API
-# checks (ASCII digits and spaces): one the cast refused, stored before that check was strict,
-# failed this statement and so every queue's retention and partition upkeep.
-SCHEDULES_SQL = """SELECT id, name, queue_type, partition_interval, retention_interval, usable,
-       CASE WHEN NOT usable THEN NULL
-            WHEN retention_interval IS NOT NULL THEN now() - retention_interval::interval
-            WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8 * 3600) END AS cutoff
-FROM (SELECT *, retention_interval IS NULL
-                OR retention_interval ~ '^[ \t]*[0-9]{1,9}[ \t]*(hour|day|week|month)s?[ \t]*$' AS usable
-      FROM relay.queues) q
-ORDER BY id"""
+# Every queue with its retention cut-off. Stored retentions are read through $2/$3, each as
+# retention_to_interval rewrote it (Python), never cast from the column: one value the cast
+# refused ("٧ days", stored before the API checked strictly) or one out of range failed this
+# statement, and so every queue's retention and partition upkeep. A queue whose retention is
+# left out keeps its partition upkeep, without retention.
+SCHEDULES_SQL = """SELECT q.id, q.name, q.queue_type, q.partition_interval,
+       CASE WHEN q.retention_interval IS NULL
+            THEN CASE WHEN $1::float8 > 0 THEN now() - make_interval(secs => $1::float8 * 3600) END
+            ELSE now() - r.iv::interval END AS cutoff
+FROM relay.queues q LEFT JOIN unnest($2::bigint[], $3::text[]) AS r(id, iv) ON r.id = q.id
+ORDER BY q.id"""
 
 
 @dataclass(slots=True)
@@ -169,6 +170,7 @@ class Maintenance:
         self.db = db
         self.settings = settings
         self.passes = 0
+        self._unreadable: set[tuple[int, str]] = set()  # (queue id, retention) already warned about
 
     async def run(self) -> None:
         """Loop until cancelled: one pass at start, then one every interval at a fixed rate.
@@ -217,14 +219,21 @@ class Maintenance:
         return report
 
     async def _schedules(self) -> list[QueueSchedule]:
-        default_hours = self.settings.acknowledged_retention_hours
-        rows = await self.db.fetch(SCHEDULES_SQL, default_hours)
-        for r in rows:
-            if not r["usable"]:
-                log.warning("maintenance: queue %s has a retention_interval PostgreSQL cannot read (%r); "
-                            "it is skipped until the queue is given a valid one", r["name"], r["retention_interval"])
+        ids: list[int] = []
+        intervals: list[str] = []
+        for r in await self.db.fetch(
+                "SELECT id, name, retention_interval FROM relay.queues WHERE retention_interval IS NOT NULL"):
+            try:
+                intervals.append(retention_to_interval(r["retention_interval"]))
+                ids.append(r["id"])
+            except RelayError:
+                if (r["id"], r["retention_interval"]) not in self._unreadable:
+                    self._unreadable.add((r["id"], r["retention_interval"]))
+                    log.warning("maintenance: queue %s has a retention_interval that cannot be used (%r): no "
+                                "retention for it until it has a valid one", r["name"], r["retention_interval"])
+        rows = await self.db.fetch(SCHEDULES_SQL, self.settings.acknowledged_retention_hours, ids, intervals)
         return [QueueSchedule(r["id"], r["name"], r["queue_type"], r["partition_interval"], r["cutoff"])
-                for r in rows if r["usable"]]
+                for r in rows]
 
     # ----- retention by DELETE -----------------------------------------------------------
     async def _delete_expired(self, queue: QueueSchedule, report: PassReport) -> None:

@@ -41,6 +41,8 @@ def build_entries(change: Change, payload_limit: int) -> Iterator[tuple[dict[str
     leaves nulls out; reads put every field back): its shared fields are built once per change
     and copied per message. A 36-key template per entry, filtered again when stored, was a
     third of the activity log's CPU time, which is most of the server's in batch traffic.
+    The copy is shallow: the entries of a change share its `context` dict, so code that changes
+    an entry's context must give it a new dict (as every writer here does), never update it.
     """
     if change.action in SUMMARY_ACTIONS or not change.rows:
         yield _summary(change), True
