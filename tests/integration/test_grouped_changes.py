@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,15 @@ from tests.support.inprocess import ext, inprocess_relay, message
 async def relay(database_url: str) -> AsyncIterator[Relay]:
     async with inprocess_relay(database_url) as r:
         yield r
+
+
+async def logged(relay: Relay, queues: list[str], *actions: str) -> list[Any]:
+    """The activity entries of these queues and actions, once everything waiting is written."""
+    activity = ext(relay).activity
+    assert activity is not None
+    await activity.buffer.flush()
+    return await relay.db.fetch("""SELECT message_id, queue, consumer_id, entry FROM relay.activity_log
+        WHERE queue = ANY($1::text[]) AND action = ANY($2::text[])""", queues, list(actions))
 
 
 async def test_one_pass_over_two_queues_and_workers_records_each_message(relay: Relay) -> None:
@@ -38,11 +48,7 @@ async def test_one_pass_over_two_queues_and_workers_records_each_message(relay: 
 
     assert sorted((c.queue, c.action, len(c.rows)) for c in seen) == sorted(
         [(queues[0], "timeout_requeue", 4), (queues[1], "timeout_to_dlq", 4)])
-    activity = ext(relay).activity
-    assert activity is not None
-    await activity.buffer.flush()
-    rows = await relay.db.fetch("""SELECT queue, action, consumer_id, entry FROM relay.activity_log
-        WHERE queue = ANY($1::text[]) AND action LIKE 'timeout%'""", queues)
+    rows = await logged(relay, queues, "timeout_requeue", "timeout_to_dlq")
     assert len(rows) == 8
     for row in rows:
         entry = json.loads(row["entry"])
@@ -70,11 +76,7 @@ async def test_a_batch_nack_over_two_queues_records_each_message(relay: Relay) -
 
     assert sorted((c.queue, c.action, len(c.rows)) for c in seen) == sorted(
         [(queues[0], "nack", 2), (queues[1], "move_to_dlq", 2)])
-    activity = ext(relay).activity
-    assert activity is not None
-    await activity.buffer.flush()
-    rows = await relay.db.fetch("""SELECT message_id, queue, consumer_id, entry FROM relay.activity_log
-        WHERE queue = ANY($1::text[]) AND action IN ('nack', 'move_to_dlq')""", queues)
+    rows = await logged(relay, queues, "nack", "move_to_dlq")
     assert len(rows) == 4
     workers = {r["id"]: r["consumer_id"] for r in leased}
     for row in rows:

@@ -184,7 +184,9 @@ async def test_partitions_are_created_ahead_and_dropped_whole(relay: Relay) -> N
     assert not again.dropped_partitions and not again.created_partitions
 
 
-async def test_detached_partition_left_by_a_dead_process_is_finished(relay: Relay) -> None:
+async def detached_partition(relay: Relay) -> tuple[str, str]:
+    """A partitioned queue with 3 acknowledged messages, 2 of them in a time partition that is
+    detached but not dropped (what a process that died mid-way leaves); (queue, partition)."""
     queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
                             retention_interval="1 week")
     ref = await relay.queues.resolve(queue)
@@ -194,6 +196,11 @@ async def test_detached_partition_left_by_a_dead_process_is_finished(relay: Rela
     acked = await fill(relay, queue, 3, 3)
     await place(relay, acked[:2], lo + timedelta(minutes=10))
     await relay.db.execute(f"ALTER TABLE relay.messages_p{ref.id} DETACH PARTITION relay.{name}")
+    return queue, name
+
+
+async def test_detached_partition_left_by_a_dead_process_is_finished(relay: Relay) -> None:
+    queue, name = await detached_partition(relay)
     # Detached but not yet dropped: the counters still include its two rows.
     assert (await relay.queues.counts(queue))[queue]["acknowledged"] == 3
 
@@ -381,15 +388,7 @@ async def test_finishing_a_detached_partition_waits_for_a_queue_delete_or_rename
     """The un-count of a detached partition locks the queue row first. Without that lock it read
     the queue before a delete (or rename) committed, then wrote its negative counter rows after
     the delete had removed the queue's counters: a new queue of that name started at -2."""
-    queue = await new_queue(relay, queue_type="partitioned", partition_interval="hourly",
-                            retention_interval="1 week")
-    ref = await relay.queues.resolve(queue)
-    lo = partition_start(datetime.now(UTC), "hourly") - timedelta(days=30)
-    name, ddl = time_partition_ddl(ref.id, "hourly", lo)
-    await relay.db.execute(ddl)
-    acked = await fill(relay, queue, 3, 3)
-    await place(relay, acked[:2], lo + timedelta(minutes=10))
-    await relay.db.execute(f"ALTER TABLE relay.messages_p{ref.id} DETACH PARTITION relay.{name}")
+    queue, name = await detached_partition(relay)
     admin = await asyncpg.connect(relay.db.dsn)  # the delete's (or rename's) transaction, held open
     try:
         tx = admin.transaction()
