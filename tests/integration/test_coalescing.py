@@ -11,7 +11,7 @@ import pytest
 from relayq.config import Settings
 from relayq.domain.errors import RelayError
 from relayq.runtime import Relay
-from relayq.services.messages import NewMessage
+from relayq.services.messages import NewMessage, _EnqueueRequest
 from tests.support.server import fresh_database
 
 
@@ -231,6 +231,46 @@ async def test_a_key_whose_holder_is_deleted_before_the_look_up_is_stored_not_re
     assert not first[1].duplicate and first[1].id != holder.id
     rows = await relay.db.fetch("SELECT payload::text AS p FROM relay.messages WHERE queue_name = 'co' ORDER BY 1")
     assert sorted(r["p"] for r in rows) == ["2", '{"n":1}', '{"n":3}']  # each stored once, the holder gone
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+async def test_a_key_whose_queue_is_renamed_or_deleted_before_the_look_up(relay: Relay, change: str) -> None:
+    """The insert saw the key held; the holder's queue is renamed (or deleted) before the look-up.
+    Looked up by the name the request used, the holder was not found, the item was inserted again
+    under a name that no longer existed, and every request merged with it answered 500 although
+    their messages were stored (found by a concurrency probe). The holder is found by its queue's
+    id now; a deleted queue fails its own request alone (404), and the other is stored once."""
+    queue = f"co_{change}"
+    await relay.queues.create({"name": queue, "queue_type": "standard"})
+    held = NewMessage(queue=queue, type="t", payload=msgspec.Raw(b"0"), idempotency_key="held")
+    (holder,) = await relay.messages.enqueue([held])
+    insert = relay.messages._insert
+    calls = 0
+
+    async def insert_then_change_queue(*args: object) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        stored = await insert(*args)  # type: ignore[arg-type]
+        if calls == 1:
+            if change == "rename":
+                await relay.queues.rename(queue, queue + "_new")
+            else:
+                await relay.queues.delete(queue, force=True)
+        return stored
+
+    relay.messages._insert = insert_then_change_queue  # type: ignore[method-assign]
+    again = NewMessage(queue=queue, type="t", payload=msgspec.Raw(b"2"), idempotency_key="held")
+    # One shared statement for both requests, as the coalescer makes it under load.
+    keyed, other = await relay.messages._enqueue_coalesced(None, [_EnqueueRequest([again], False),
+                                                                  _EnqueueRequest([message(3)], False)])
+    assert not isinstance(other, BaseException) and len(other) == 1
+    if change == "rename":
+        assert not isinstance(keyed, BaseException) and keyed[0].duplicate and keyed[0].id == holder.id
+        await relay.queues.delete(queue + "_new", force=True)
+    else:
+        assert isinstance(keyed, RelayError) and keyed.code == "QUEUE_NOT_FOUND"
+    rows = await relay.db.fetch("SELECT id FROM relay.messages WHERE queue_name = 'co'")
+    assert [r["id"] for r in rows] == [other[0].id]  # the merged request's message, stored once
 
 
 async def test_an_unavailable_database_fails_merged_enqueues_at_once(relay: Relay, service_dsn: str) -> None:

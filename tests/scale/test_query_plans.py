@@ -225,6 +225,18 @@ def _index_conditions(plan: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize("kind", KINDS)
+async def test_idempotency_key_holders_are_found_through_the_key_index(conn: asyncpg.Connection, kind: str,
+                                                                     mode: str) -> None:
+    """The look-up of a duplicate's holder goes by queue id and key, through the queue's current
+    name (so a rename in between cannot hide the holder), and reads the key index, not the table."""
+    qid = await queue_id(conn, kind)
+    plan = await explain(conn, mode, QUERIES.get("existing_by_idempotency_key", kind), [qid, qid], ["k1", "k2"])
+    read = await families(conn, plan)
+    assert "Seq Scan" not in read and any("idempotency_key" in family for family in read), plan
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
 async def test_the_benchmark_limit_claims_through_the_dequeue_index(conn: asyncpg.Connection, mode: str) -> None:
     """The raw-SQL limit driver's claim (`relay bench`) reads the same index range as Relay's: without
     `NOT delayed` (migration 0015) its ORDER BY no longer matched the index, and each claim read

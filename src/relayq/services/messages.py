@@ -188,17 +188,32 @@ class MessageService:
         for request in requests:
             part = results[start : start + len(request.items)]
             start += len(request.items)
-            self._announce_enqueue(request.items, part, request.batch, inserted)
-            outcomes.append(part)
+            try:
+                outcomes.append(self._settle_request(request.items, part, request.batch, inserted))
+            except RelayError as exc:
+                outcomes.append(exc)
         return outcomes
 
     async def _enqueue_now(self, items: Sequence[NewMessage], *, batch: bool) -> list[Enqueued]:
         results, inserted = await self._store(items)
-        self._announce_enqueue(items, results, batch, inserted)
-        return results
+        return self._settle_request(items, results, batch, inserted)
 
-    async def _store(self, items: Sequence[NewMessage]) -> tuple[list[Enqueued], dict[str, int]]:
-        """Insert `items` in one statement (per table); their outcomes and {stored id: max_attempts}."""
+    def _settle_request(self, items: Sequence[NewMessage], results: Sequence[Outcome], batch: bool,
+                        inserted: Mapping[str, int]) -> list[Enqueued]:
+        """Announce what one request stored; its outcomes, or its first failed item's error."""
+        self._announce_enqueue(items, results, batch, inserted)
+        for result in results:
+            if isinstance(result, RelayError):
+                raise result
+        return [r for r in results if isinstance(r, Enqueued)]
+
+    async def _store(self, items: Sequence[NewMessage]) -> tuple[list[Outcome], dict[str, int]]:
+        """Insert `items` in one statement (per table); their outcomes and {stored id: max_attempts}.
+
+        Once the statement has committed, an item that cannot be stored after all (see below)
+        gets an error as its outcome, for its own request alone: raised, it failed every request
+        coalesced with it, whose messages were stored, and a client's retry stored them twice.
+        """
         refs = {name: await self.queues.resolve(name) for name in dict.fromkeys(i.queue for i in items)}
         ids = _new_ids(items, refs)
         try:
@@ -207,10 +222,10 @@ class MessageService:
             refs = {name: await self.queues.resolve(name, refresh=True) for name in refs}
             ids = _new_ids(items, refs)
             inserted = await self._insert(items, ids, refs)
-        for _ in range(HOLDER_RETRIES):
+        for attempt in range(HOLDER_RETRIES + 1):
             results, vanished = await self._resolve_duplicates(items, ids, inserted, refs)
-            if not vanished:
-                return results, inserted
+            if not vanished or attempt == HOLDER_RETRIES:
+                break
             # These items' keys were held when they were inserted, and the holders were deleted
             # before the look-up: the keys are free now, so the items are stored after all (a
             # repeat creates nothing only while a holder exists). Answering "retry" instead would
@@ -218,10 +233,17 @@ class MessageService:
             # merged requests run again: stored twice).
             again = [items[i] for i in vanished]
             again_ids = _new_ids(again, refs)
-            inserted.update(await self._insert(again, again_ids, refs))
+            try:
+                inserted.update(await self._insert(again, again_ids, refs))
+            except _StaleQueues:  # their queue is gone (or renamed) too: they alone are not stored
+                for i in vanished:
+                    results[i] = RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {items[i].queue}")
+                return results, inserted
             for index, mid in zip(vanished, again_ids, strict=True):
                 ids[index] = mid
-        raise RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
+        for i in vanished:  # their keys changed hands HOLDER_RETRIES times while we looked
+            results[i] = RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
+        return results, inserted
 
     async def _insert(
         self, items: Sequence[NewMessage], ids: list[str], refs: dict[str, QueueRef]
@@ -279,46 +301,49 @@ class MessageService:
 
     async def _resolve_duplicates(
         self, items: Sequence[NewMessage], ids: list[str], inserted: Mapping[str, int], refs: dict[str, QueueRef]
-    ) -> tuple[list[Enqueued], list[int]]:
-        """Each item's outcome; or the indexes of items whose key holder vanished since the insert."""
+    ) -> tuple[list[Outcome], list[int]]:
+        """Each item's outcome, and the indexes of items whose key holder vanished since the insert
+        (their outcome is a placeholder, _VANISHED)."""
         if len(inserted) == len(items):  # `inserted` only holds ids in `ids`: all of them stored
             return [Enqueued(mid, item.queue) for mid, item in zip(ids, items, strict=True)], []
         # Some idempotency keys already existed (in the table, or earlier in this batch).
         first_in_batch: dict[tuple[str, str], str] = {}
-        missing: list[tuple[str, str, StorageKind]] = []
+        missing: list[tuple[int, str, StorageKind]] = []
         for mid, item in zip(ids, items, strict=True):
             if mid in inserted and item.idempotency_key is not None:
                 first_in_batch.setdefault((item.queue, item.idempotency_key), mid)
             elif mid not in inserted and item.idempotency_key is not None:
-                missing.append((item.queue, item.idempotency_key, refs[item.queue].kind))
-        existing: dict[tuple[str, str], str] = {}
+                ref = refs[item.queue]
+                missing.append((ref.id, item.idempotency_key, ref.kind))
+        existing: dict[tuple[int, str], str] = {}
         for kind in {k for _, _, k in missing}:
             wanted = [(q, key) for q, key, k in missing if k == kind]
             rows = await self.db.fetch(
                 QUERIES.get("existing_by_idempotency_key", kind), [q for q, _ in wanted], [k for _, k in wanted]
             )
-            existing.update({(r["queue_name"], r["idempotency_key"]): r["id"] for r in rows})
-        results: list[Enqueued] = []
+            existing.update({(r["queue_id"], r["idempotency_key"]): r["id"] for r in rows})
+        results: list[Outcome] = []
         vanished: list[int] = []
         for index, (mid, item) in enumerate(zip(ids, items, strict=True)):
             if mid in inserted:
                 results.append(Enqueued(mid, item.queue))
                 continue
-            key = (item.queue, item.idempotency_key or "")
-            found = first_in_batch.get(key) or existing.get(key)
+            key = item.idempotency_key or ""
+            found = first_in_batch.get((item.queue, key)) or existing.get((refs[item.queue].id, key))
             if found is None:  # the holder was deleted between our insert and lookup
                 vanished.append(index)
+                results.append(_VANISHED)
                 continue
             results.append(Enqueued(found, item.queue, duplicate=True))
         return results, vanished
 
     def _announce_enqueue(
-        self, items: Sequence[NewMessage], results: list[Enqueued], batch: bool, inserted: Mapping[str, int]
+        self, items: Sequence[NewMessage], results: Sequence[Outcome], batch: bool, inserted: Mapping[str, int]
     ) -> None:
         now = time.time()
         per_queue: dict[str, list[tuple[NewMessage, str]]] = defaultdict(list)
         for item, result in zip(items, results, strict=True):
-            if not result.duplicate:
+            if isinstance(result, Enqueued) and not result.duplicate:
                 per_queue[item.queue].append((item, result.id))
         for queue, stored in per_queue.items():
             self.hub.publish(Change(
@@ -536,6 +561,9 @@ class MessageService:
 
 # Inserts again of items whose idempotency key holder vanished before the look-up (_store).
 HOLDER_RETRIES = 3
+# One item's outcome in a shared insert: stored (or found), or an error for its request alone.
+Outcome = Enqueued | RelayError
+_VANISHED = RelayError(409, "INVALID_STATE", "Idempotency key is in use by a message being deleted; retry")
 
 
 def _first_of_each_key(items: Sequence[NewMessage], ids: list[str]) -> tuple[list[NewMessage], list[str]]:

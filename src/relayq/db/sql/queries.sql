@@ -65,8 +65,14 @@ WITH q AS (
 SELECT EXISTS (SELECT 1 FROM q) AS all_found, max(ins.max_attempts) AS max_attempts FROM ins
 
 -- name: existing_by_idempotency_key
-SELECT queue_name, idempotency_key, id FROM {messages}
-WHERE (queue_name, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+-- The holders of (queue id, key) pairs, under each queue's name as it is now: looked up by the
+-- name the request used, a holder whose queue was renamed since the insert was not found, and
+-- the item was inserted again under a name that no longer existed (a 500 for every request
+-- coalesced with it, whose messages were stored).
+SELECT k.queue_id, k.key AS idempotency_key, m.id
+FROM unnest($1::bigint[], $2::text[]) AS k(queue_id, key)
+JOIN relay.queues AS q ON q.id = k.queue_id
+JOIN {messages} AS m ON m.queue_name = q.name AND m.idempotency_key = k.key AND m.queue_id = k.queue_id
 
 -- name: dequeue
 -- Claim up to $2 messages in priority then FIFO order and hand slot n to requester n: $3 and
