@@ -55,7 +55,7 @@ def enqueue(conn: asyncpg.Connection, name: str, qid: int, statement: str) -> An
         return conn.fetchrow(QUERIES.get(statement, "standard"), f"s{name}1,s{name}2", "[1,2]", name, qid,
                              "t", 0, None, None, 0.0)
     items = f'[{{"queue":"{name}","type":"t","payload":1,"idempotencyKey":"k1"}},{{"queue":"{name}","type":"t","payload":2}}]'
-    return conn.fetchrow(QUERIES.get(statement, "standard"), [f"s{name}1", f"s{name}2"], items, [name], [qid])
+    return conn.fetchrow(QUERIES.get(statement, "standard"), [f"s{name}1", f"s{name}2"], items, [name], [qid], [name], ["k1"])
 
 
 async def remove(conn: asyncpg.Connection, action: str, name: str, qid: int) -> None:

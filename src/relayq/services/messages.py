@@ -291,9 +291,10 @@ class MessageService:
         if kind == "partitioned":
             items, ids = _first_of_each_key(items, ids)
         queue_names = list(dict.fromkeys(i.queue for i in items)) if len(refs) > 1 else list(refs)
+        keys = sorted({(i.queue, i.idempotency_key) for i in items if i.idempotency_key is not None})
         row = await runner.fetchrow(
             QUERIES.get("enqueue", kind), ids, _encode_items(items).decode(), queue_names,
-            [refs[name].id for name in queue_names],
+            [refs[name].id for name in queue_names], [q for q, _ in keys], [k for _, k in keys],
         )
         if not row["all_found"]:
             raise _StaleQueues()

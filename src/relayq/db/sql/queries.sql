@@ -9,12 +9,19 @@
 -- in $1. It inserts nothing unless every named queue still exists with the id the caller
 -- resolved (cache check), and relay.queue_open holds each queue's shared advisory lock until
 -- commit so a concurrent delete or rename cannot orphan the new rows (migration 0009).
+-- `keys` first takes the lock of every idempotency key ($5 queues, $6 keys: sorted, distinct),
+-- in that one order: statements with the same new keys in other orders (producers retrying one
+-- batch) each locked them as they inserted, in their own order, and deadlocked. It is the lock
+-- relay.idempotency_key_free takes again (a no-op then) for partitioned queues.
 WITH q AS (
     SELECT id, name, ack_timeout_seconds, max_attempts FROM relay.queues
     WHERE id = ANY($4::bigint[]) AND relay.queue_open(id, name)
 ), ok AS (
     SELECT count(*) = cardinality($4::bigint[]) AS all_found
     FROM q JOIN unnest($3::text[], $4::bigint[]) AS d(name, id) ON d.id = q.id AND d.name = q.name
+), keys AS (
+    SELECT count(pg_advisory_xact_lock(1768188793, hashtext(k.queue || '/' || k.key))) AS locked
+    FROM (SELECT * FROM unnest($5::text[], $6::text[]) WITH ORDINALITY AS u(queue, key, ord) ORDER BY u.ord) AS k
 ), ins AS (
     INSERT INTO {messages} AS m (id, queue_id, queue_name, type, payload, priority, max_attempts,
                                  ack_timeout_seconds, available_at, delayed, idempotency_key, payload_size)
@@ -30,7 +37,7 @@ WITH q AS (
          ) WITH ORDINALITY AS i(queue_name, type, payload, priority, ack_timeout, max_attempts, delay, idem_key,
                                 id, ord)
     JOIN q ON q.name = coalesce(i.queue_name, 'default')
-    WHERE (SELECT all_found FROM ok) {idempotency_guard}
+    WHERE (SELECT all_found FROM ok) AND (SELECT locked FROM keys) IS NOT NULL {idempotency_guard}
     ORDER BY i.ord
     {on_conflict}
     RETURNING m.id, m.max_attempts
