@@ -100,4 +100,5 @@ class Relay:
                 await hook()
             except Exception:
                 log.exception("stop hook failed")
+        await self.queues.close()
         await self.db.close()

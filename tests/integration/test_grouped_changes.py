@@ -3,6 +3,7 @@ grouped_changes), and still write one activity entry per message, each with its 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -83,3 +84,35 @@ async def test_a_batch_nack_over_two_queues_records_each_message(relay: Relay) -
         entry = json.loads(row["entry"])
         assert row["consumer_id"] == workers[row["message_id"]]
         assert entry["error_reason"] == f"boom {row['message_id']}" and entry["batch_size"] == 4
+
+
+@pytest.mark.parametrize("change", ["rename", "delete"])
+async def test_what_another_process_writes_late_follows_a_rename_or_delete(database_url: str, change: str) -> None:
+    """Two processes: one still holds activity entries and consumer stats of a queue in its
+    buffers when the other renames (or deletes) it, and writes them afterwards, under the old
+    name. The process that renamed (or deleted) sweeps them a moment later (a two-server probe
+    found them left there, ready for a new queue of that name to inherit)."""
+    async with inprocess_relay(database_url) as first, inprocess_relay(database_url) as second:
+        second.queues.late_sweep_seconds = 0.3
+        queue = "late_" + secrets.token_hex(4)
+        await first.queues.create({"name": queue, "queue_type": "standard"})
+        await first.messages.enqueue([message(queue)])
+        (leased,) = await first.messages.dequeue(queue, 1, consumer_id="wk")
+        await first.messages.ack([(leased["id"], leased["lock_token"])])  # all still in first's buffers
+        if change == "rename":
+            await second.queues.rename(queue, queue + "_n")
+        else:
+            await second.queues.delete(queue, force=True)
+        activity, stats = ext(first).activity, ext(first).stats
+        assert activity is not None and stats is not None
+        await activity.buffer.flush()
+        await stats.flush()  # written late, under the old name
+        assert await first.db.fetchval("SELECT count(*) FROM relay.activity_log WHERE queue = $1", queue) >= 3
+        await asyncio.sleep(0.6)  # the sweep
+        for table, column in (("activity_log", "queue"), ("activity_counts", "queue"), ("consumer_stats", "queue")):
+            assert not await first.db.fetchval(f"SELECT count(*) FROM relay.{table} WHERE {column} = $1", queue), table
+        if change == "rename":
+            assert await first.db.fetchval("SELECT count(*) FROM relay.activity_log WHERE queue = $1", queue + "_n") >= 3
+            row = await first.db.fetchrow("SELECT sum(dequeue_count) AS d, sum(ack_count) AS a FROM relay.consumer_stats "
+                                          "WHERE queue = $1", queue + "_n")
+            assert row is not None and (row["d"], row["a"]) == (1, 1)

@@ -92,6 +92,15 @@ RENAME_ACTIVITY_SQL = """UPDATE relay.activity_log SET queue = $2,
     entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
 WHERE log_id > $3 AND log_id <= $4 AND queue = $1"""
 RENAME_ACTIVITY_STEP = 20_000
+# Every server process buffers its activity entries and consumer stats for a moment before it
+# writes them: what another process still held for a queue when this one renamed or deleted it
+# reached the tables under the old name afterwards (a probe with two servers; the buffers of the
+# process that did it are corrected in memory). A sweep this long after the commit moves (or
+# deletes) what arrived late, unless a new queue has taken the name meanwhile.
+LATE_SWEEP_SECONDS = 5.0
+LATE_RENAME_SQL = """UPDATE relay.activity_log SET queue = $2,
+    entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
+WHERE queue = $1"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +143,8 @@ class QueueService:
         self.settings = settings
         self.hub = hub
         self._refs: dict[str, QueueRef] = {}
+        self.late_sweep_seconds = LATE_SWEEP_SECONDS
+        self._sweeps: set[asyncio.Task[None]] = set()
 
     # ----- the cache -------------------------------------------------------------------
     async def resolve(self, name: str, *, refresh: bool = False) -> QueueRef:
@@ -152,6 +163,35 @@ class QueueService:
     def forget(self, name: str) -> None:
         """Drop a cached entry (after delete or rename on this node)."""
         self._refs.pop(name, None)
+
+    def _sweep_later(self, old: str, new: str | None) -> None:
+        """Start the sweep of what other processes write under `old` late (see LATE_SWEEP_SECONDS)."""
+        task = asyncio.get_running_loop().create_task(self._sweep(old, new))
+        self._sweeps.add(task)
+        task.add_done_callback(self._sweeps.discard)
+
+    async def _sweep(self, old: str, new: str | None) -> None:
+        await asyncio.sleep(self.late_sweep_seconds)
+        try:
+            async with self.db.transaction() as tx:
+                if await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", old):
+                    return  # a new queue has the name: what arrived may be its own
+                if new is None:
+                    await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", old)
+                    await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", old)
+                    await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", old)
+                else:
+                    await tx.execute(LATE_RENAME_SQL, old, new)  # its counters follow (trigger)
+                    await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", old)  # all zero now
+                    await tx.execute(STATS_RENAME_SQL, old, new)
+        except Exception as exc:  # what arrived late stays under the old name
+            log.warning("late sweep of queue %s failed: %s", old, exc)
+
+    async def close(self) -> None:
+        """Cancel the sweeps still waiting (shutdown): a best effort, like the buffers they mend."""
+        for task in list(self._sweeps):
+            task.cancel()
+        await asyncio.gather(*self._sweeps, return_exceptions=True)
 
     # ----- reads -------------------------------------------------------------------------
     async def ensure_default(self) -> None:
@@ -279,6 +319,7 @@ class QueueService:
         # it runs again rather than answering 500. Bulk: its time grows with the queue.
         deleted, kind, queue_id = await self.db.run_in_transaction(transaction, bulk="write")
         self.forget(name)
+        self._sweep_later(name, None)
         if kind == "partitioned":
             for attempt in range(DROP_ATTEMPTS):  # else the next maintenance pass drops it
                 if attempt:
@@ -342,6 +383,7 @@ class QueueService:
         # deadlocks with workers, and bulk: as for delete
         updated, lo, hi = await self.db.run_in_transaction(transaction, bulk="write")
         self.forget(name)
+        self._sweep_later(name, new_name)
         for start in range(lo, hi, RENAME_ACTIVITY_STEP):
             await self.db.execute(RENAME_ACTIVITY_SQL, name, new_name, start, min(start + RENAME_ACTIVITY_STEP, hi))
         self.hub.publish(Change("rename_queue", new_name, consumer_id=ADMIN_CONSUMER,
