@@ -108,7 +108,9 @@ class ConsumerStats:
             if not self.pending:
                 return 0
             self.inflight, self.pending = self.pending, {}
-            keys = list(self.inflight)
+            # Sorted: every process then locks the rows it adds to in one order (two servers'
+            # flushes, each in its own order, deadlocked now and then).
+            keys = sorted(self.inflight)
             values = [self.inflight[k] for k in keys]
             try:
                 async with self.db.pool.acquire(timeout=self.db.settings.connect_timeout) as conn:
