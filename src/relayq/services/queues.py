@@ -88,9 +88,10 @@ RENAME_MESSAGES_SQL = "UPDATE {table} m SET queue_name = $2 WHERE m.queue_name =
 # (the primary key), each its own statement: rewriting 544,000 entries took 10 s, which the
 # queue's traffic spent waiting for its lock. Only entries up to the last id at the rename move:
 # a new queue given the old name meanwhile keeps its own.
-RENAME_ACTIVITY_SQL = """UPDATE relay.activity_log SET queue = $2,
+_MOVE_ACTIVITY = """UPDATE relay.activity_log SET queue = $2,
     entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
-WHERE log_id > $3 AND log_id <= $4 AND queue = $1"""
+WHERE queue = $1"""
+RENAME_ACTIVITY_SQL = _MOVE_ACTIVITY + " AND log_id > $3 AND log_id <= $4"
 RENAME_ACTIVITY_STEP = 20_000
 # Every server process buffers its activity entries and consumer stats for a moment before it
 # writes them: what another process still held for a queue when this one renamed or deleted it
@@ -98,9 +99,7 @@ RENAME_ACTIVITY_STEP = 20_000
 # process that did it are corrected in memory). A sweep this long after the commit moves (or
 # deletes) what arrived late, unless a new queue has taken the name meanwhile.
 LATE_SWEEP_SECONDS = 5.0
-LATE_RENAME_SQL = """UPDATE relay.activity_log SET queue = $2,
-    entry = jsonb_set(entry::jsonb, '{queue}', to_jsonb($2::text))::json
-WHERE queue = $1"""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +176,9 @@ class QueueService:
                 if await tx.fetchval("SELECT 1 FROM relay.queues WHERE name = $1", old):
                     return  # a new queue has the name: what arrived may be its own
                 if new is None:
-                    await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", old)
-                    await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", old)
-                    await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", old)
+                    await forget_queue_history(tx, old)
                 else:
-                    await tx.execute(LATE_RENAME_SQL, old, new)  # its counters follow (trigger)
+                    await tx.execute(_MOVE_ACTIVITY, old, new)  # its counters follow (trigger)
                     await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", old)  # all zero now
                     await tx.execute(STATS_RENAME_SQL, old, new)
         except Exception as exc:  # what arrived late stays under the old name
@@ -294,9 +291,7 @@ class QueueService:
                 busy = await tx.fetchval(BUSY_SQL.format(table=table), name)
                 if busy:
                     raise RelayError(400, "QUEUE_NOT_EMPTY", f"Queue has {busy} messages. Use force=true to delete.")
-            await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
-            await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)  # all zero now
-            await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
+            await forget_queue_history(tx, name)
             if row["queue_type"] == "partitioned":
                 # Emptied whole, late in the transaction, then dropped after the commit
                 # (drop_subtree). A DROP here locked the parent of every partitioned queue until
@@ -401,6 +396,13 @@ async def _lock_queue(tx: Transaction, name: str) -> Row:
         raise RelayError(404, "QUEUE_NOT_FOUND", f"Queue not found: {name}")
     await tx.execute(QUEUE_LOCK_SQL, row["id"])
     return row
+
+
+async def forget_queue_history(tx: Transaction, name: str) -> None:
+    """Delete a queue's activity entries (its counters are all zero then) and consumer stats."""
+    await tx.execute("DELETE FROM relay.activity_log WHERE queue = $1", name)
+    await tx.execute("DELETE FROM relay.activity_counts WHERE queue = $1", name)
+    await tx.execute("DELETE FROM relay.consumer_stats WHERE queue = $1", name)
 
 
 async def forget_queue_bookkeeping(tx: Transaction, name: str) -> None:
