@@ -490,3 +490,28 @@ def test_many_queues_are_paged_and_filtered_by_name(page: Any, rest: RestClient,
     finally:
         for name in names:
             rest.call("DELETE", f"/queues/{name}?force=true")
+
+
+def test_long_unbroken_texts_never_widen_a_table_past_the_page(page: Any, rest: RestClient, base_url: str) -> None:
+    """A probe found a 5,000-character error reason making the anomalies table 44,000 px wide, a
+    499-character consumer id pushing the consumers' counters off screen, and a long queue
+    description hiding the counts under the sticky actions: each is clipped or wrapped now."""
+    queue = new_queue_name("long")
+    rest.call("POST", "/queues", {"name": queue, "max_attempts": 1, "description": "D" * 500})
+    rest.enqueue(queue, "t", {"n": 1})
+    leased = rest.dequeue(queue, consumer="c" * 499)
+    rest.call("POST", f"/queue/message/{leased['id']}/nack", {"lock_token": leased["lock_token"],
+                                                               "errorReason": "E" * 5000})
+    wait_for_history(rest, leased["id"], "move_to_dlq")
+    page.set_viewport_size({"width": 1400, "height": 900})
+
+    def fits() -> bool:
+        return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+    open_dashboard(page, base_url, "#/queues")
+    expect(page.get_by_test_id(f"queue-row-{queue}")).to_be_visible()
+    assert fits(), "queues"
+    for tab, row in (("anomalies", '[data-testid^="anomaly-row-"]'), ("consumers", '[data-testid^="consumer-row-"]')):
+        open_dashboard(page, base_url, f"#/queue/{queue}/{tab}")
+        expect(page.locator(row).first).to_be_visible()
+        assert fits(), tab

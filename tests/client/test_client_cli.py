@@ -226,6 +226,10 @@ def test_cli_errors_and_exit_codes(relay_url: str, tmp_path: Path) -> None:
     assert action.returncode == EXIT_OK and "no such activity action 'ack' (did you mean 'acknowledge'?)" in action.stderr
     long_key = run_cli(relay_url, "enqueue", "1", "--idempotency-key", "k" * 300)
     assert long_key.returncode == EXIT_USAGE and "VALIDATION_ERROR" in long_key.stderr
+    for closed in (["enqueue", "-q", "default"], ["import", "-"]):  # `<&-`: Python has no sys.stdin
+        done = subprocess.run(["bash", "-c", 'exec "$0" -m relayq.client "$@" <&-', sys.executable, *closed],
+                              env=cli_env(relay_url), capture_output=True, text=True, timeout=30)
+        assert done.returncode == EXIT_USAGE and "standard input is closed" in done.stderr, done.stderr
     empty = run_cli(relay_url, "enqueue", "-q", "default", input="")
     assert empty.returncode == EXIT_USAGE and "no payload given (stdin is empty)" in empty.stderr
     garbage = run_cli(relay_url, "import", "-", input="garbage\n")

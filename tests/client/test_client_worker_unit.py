@@ -103,6 +103,41 @@ async def test_failing_handler_nacks_with_the_exception_text() -> None:
     assert worker.failed == 1
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("str boom")
+
+
+class NotAnException(BaseException):
+    pass
+
+
+async def test_unusual_handler_failures_are_nacked_too() -> None:
+    """An exception whose str() raises, and a BaseException that is not an Exception, escaped the
+    nack (the message waited for its lease to expire; a probe found them). SystemExit from a
+    handler is nacked, then stops the worker gracefully, as the handler asked (it stopped the
+    worker at once, its leases unreleased)."""
+    fake = FakeRelay(4)
+
+    def handler(message: relay.Message) -> None:
+        raise [Unprintable(), NotAnException("custom"), GeneratorExit(), ValueError("fine")][message.payload]
+
+    worker = relay.Worker(handler, client=fake, concurrency=1, poll_timeout=0.05)  # type: ignore[arg-type]
+    await run_until(worker, lambda: len(fake.nacked) == 4)
+    assert fake.nacked == [("m0", "Unprintable: <str() failed>"), ("m1", "NotAnException: custom"),
+                           ("m2", "GeneratorExit"), ("m3", "ValueError: fine")]
+    assert worker.failed == 4
+
+    fake = FakeRelay(1)
+
+    def leave(message: relay.Message) -> None:
+        raise SystemExit(3)
+
+    worker = relay.Worker(leave, client=fake, concurrency=1, poll_timeout=0.05)  # type: ignore[arg-type]
+    await asyncio.wait_for(worker.run_async(), 5)  # it stops by itself, gracefully
+    assert fake.nacked == [("m0", "SystemExit: 3")]
+
+
 async def test_long_handler_keeps_its_lease_with_touch() -> None:
     fake = FakeRelay(1, ack_timeout=1)
 
@@ -146,6 +181,7 @@ def test_describe_exception_is_bounded() -> None:
     assert describe_exception(KeyError("k")) == "KeyError: 'k'"
     assert describe_exception(RuntimeError()) == "RuntimeError"
     assert len(describe_exception(ValueError("x" * 5000))) == 2000
+    assert describe_exception(Unprintable()) == "Unprintable: <str() failed>"
 
 
 async def test_idle_worker_with_a_zero_poll_timeout_does_not_spin() -> None:

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import msgspec
 
@@ -438,9 +438,16 @@ def _parse_json(text: str, source: str, hint: str = "") -> Any:
         raise UsageError(f"{source} is not valid JSON ({exc})" + (f"; {hint}" if hint else "")) from exc
 
 
+def _stdin() -> TextIO:
+    """Standard input, or a usage error when it is closed (`<&-`: Python then has no sys.stdin)."""
+    if sys.stdin is None:
+        raise UsageError("standard input is closed: give the data as an argument or a file")
+    return sys.stdin
+
+
 def _read_text(path: str) -> str:
     if path == "-":
-        return sys.stdin.read()
+        return _stdin().read()
     try:
         return Path(path).read_text()
     except OSError as exc:
@@ -517,7 +524,7 @@ def _item_defaults(args: argparse.Namespace) -> dict[str, Any]:
 def _batch_items(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Messages of a JSON Lines file: message objects, or bare payloads with ``--payloads``."""
     defaults = {"type": "", **_item_defaults(args)}
-    stream = sys.stdin if args.batch == "-" else None
+    stream = _stdin() if args.batch == "-" else None
     try:
         lines: Iterable[str] = stream if stream is not None else Path(args.batch).open()
     except OSError as exc:
@@ -578,9 +585,9 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         if args.file:
             text, source, place = _read_text(args.file), args.file, args.file
         elif args.payload is None or args.payload == "-":
-            if args.payload is None and sys.stdin.isatty():
+            if args.payload is None and _stdin().isatty():
                 raise UsageError("give a payload, --file, --batch, or pipe the payload on stdin")
-            text, source, place = sys.stdin.read(), "the payload on stdin", "stdin"
+            text, source, place = _stdin().read(), "the payload on stdin", "stdin"
         else:
             text, source, place = args.payload, "the payload", "the argument"
         if args.string:
@@ -991,7 +998,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     """Import messages from a JSON file (an array of messages, as export writes)."""
-    content = sys.stdin.buffer.read() if args.file == "-" else _read_bytes(args.file)
+    content = _stdin().buffer.read() if args.file == "-" else _read_bytes(args.file)
     source = "stdin" if args.file == "-" else args.file
     if not content.strip():
         raise UsageError(f"nothing to import ({source} is empty)")

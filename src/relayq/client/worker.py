@@ -71,8 +71,16 @@ _SHARED_POLL_TIMEOUT = 1.0
 
 
 def describe_exception(exc: BaseException) -> str:
-    """The nack reason recorded as ``last_error``: the exception's type and text."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """The nack reason recorded as ``last_error``: the exception's type and text.
+
+    An exception whose ``str()`` itself raises is described by its type: raising here lost the
+    nack, and the message waited for its lease to expire.
+    """
+    try:
+        detail = str(exc)
+    except Exception:
+        detail = "<str() failed>"
+    text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
     return text[:_MAX_ERROR_TEXT]
 
 
@@ -364,19 +372,18 @@ class Worker:
                     retry=False,  # shutting down: the lease's expiry returns the message anyway
                 )
                 raise
-            except Exception as exc:
+            except BaseException as exc:  # not only Exception: a custom BaseException went un-nacked
                 keeper.cancel()
                 self.failed += 1
-                # Handler failures are routine (the queue retries them); tracebacks only when debugging.
-                logger.warning(
-                    "message %s failed: %s",
-                    message.id,
-                    describe_exception(exc),
-                    exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
-                )
                 reason = describe_exception(exc)
+                # Handler failures are routine (the queue retries them); tracebacks only when debugging.
+                logger.warning("message %s failed: %s", message.id, reason,
+                               exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None)
                 self._mark_settling()
                 await self._settle(lambda: client.nack(message, error=reason), message, "nack")
+                if isinstance(exc, (SystemExit, KeyboardInterrupt)):  # the handler asked to stop
+                    logger.warning("a handler raised %s: stopping the worker", type(exc).__name__)
+                    self.stop()
             else:
                 keeper.cancel()
                 self._mark_settling()

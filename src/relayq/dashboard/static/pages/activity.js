@@ -200,7 +200,7 @@ export function renderAnomaliesTab(root, { queue }) {
       h('td', { 'data-label': head[1] }, h('span', { class: `severity severity-${entry.anomaly.severity}` },
         t(`severity.${entry.anomaly.severity}`))),
       h('td', { 'data-label': head[2] }, t(`anomaly.${entry.anomaly.type}`)),
-      h('td', { 'data-label': head[3] }, entry.anomaly.description ?? '—'),
+      h('td', { 'data-label': head[3] }, clamped(entry.anomaly.description)),  // it may quote a 10,000-character error
       h('td', { 'data-label': head[4] }, entry.action ? t(`activityAction.${entry.action}`) : '—'),
       h('td', { 'data-label': head[5] }, messageLink(entry.message_id)),
       h('td', { 'data-label': head[6] }, clipped(entry.consumer_id))),
@@ -224,7 +224,7 @@ export function renderConsumersTab(root, { queue }) {
       };
     },
     drawRow: (row) => h('tr', { 'data-testid': `consumer-row-${row.id}` },
-      h('td', { 'data-label': head[0] }, h('code', {}, row.id)),
+      h('td', { 'data-label': head[0] }, h('code', { class: 'clip', title: row.id }, row.id)),  // ids run to 500 characters
       h('td', { class: 'num', 'data-label': head[1] }, row.dequeue_count ?? 0),
       h('td', { class: 'num', 'data-label': head[2] }, row.ack_count ?? 0),
       h('td', { class: 'num', 'data-label': head[3] }, row.fail_count ?? 0),

@@ -25,7 +25,7 @@ function tabLink(name, tab, active) {
 }
 
 function settingsLine(queue) {
-  return h('p', { class: 'muted', 'data-testid': 'queue-settings' },
+  return h('p', { class: 'muted wrap', 'data-testid': 'queue-settings' },  // a description may be one long word
     [t(`queueType.${queue.queue_type}`),
       `${t('queues.ackTimeout')}: ${queue.ack_timeout_seconds}`,
       `${t('queues.maxAttempts')}: ${queue.max_attempts}`,

@@ -64,7 +64,7 @@ function queueRow(queue, reload) {
     h('td', { class: 'queue-name', 'data-label': t('queues.name') },
       h('a', { href: `#/queue/${encodeURIComponent(queue.name)}/main`, 'data-testid': `queue-link-${queue.name}` },
         queue.name),
-      queue.description ? h('small', { class: 'muted block' }, queue.description) : null),
+      queue.description ? h('small', { class: 'muted clamp', title: queue.description }, queue.description) : null),
     h('td', { 'data-label': t('queues.type') }, t(`queueType.${queue.queue_type}`)),
     STATUSES.map((status) => countCell(queue, status)),
     h('td', { 'data-label': t('queues.throughput') }, sparkline(queue.name)),
