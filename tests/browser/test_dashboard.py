@@ -515,3 +515,28 @@ def test_long_unbroken_texts_never_widen_a_table_past_the_page(page: Any, rest: 
         open_dashboard(page, base_url, f"#/queue/{queue}/{tab}")
         expect(page.locator(row).first).to_be_visible()
         assert fits(), tab
+
+
+def test_integers_beyond_2_53_survive_an_edit_and_an_import(page: Any, rest: RestClient, base_url: str,
+                                                            tmp_path: Path) -> None:
+    """JSON.parse rounded them: an edit saved unchanged stored 12345678901234567890 as
+    12345678901234567000, and an import 9007199254740993 as 9007199254740992 (a probe found it).
+    Parsed keeping their source (JSON.rawJSON), they are written back exactly."""
+    queue = new_queue_name("bigint")
+    rest.call("POST", "/queues", {"name": queue})
+    mid = rest.enqueue(queue, "t", {"id": 12345678901234567890})
+    open_dashboard(page, base_url, f"#/queue/{queue}/main")
+    page.get_by_test_id(f"msg-edit-{mid}").click()
+    editor = page.get_by_test_id("message-dialog")
+    expect(editor.get_by_test_id("field-payload")).to_have_value(re.compile("12345678901234567890"))
+    editor.get_by_test_id("dialog-submit").click()
+    expect(editor).to_be_hidden()
+    file = tmp_path / "big.json"
+    file.write_text('[{"type": "imp", "payload": {"n": 9007199254740993}}]')
+    page.get_by_test_id("import-input").set_input_files(str(file))
+    deadline = time.monotonic() + 5
+    while len(listed := rest.call("GET", f"/queue/main/messages?queueName={queue}")["messages"]) < 2:
+        assert time.monotonic() < deadline, "the import did not arrive"
+        time.sleep(0.1)
+    assert sorted(json.dumps(m["payload"]) for m in listed) == ['{"id": 12345678901234567890}',
+                                                                '{"n": 9007199254740993}']

@@ -88,12 +88,28 @@ async function send(method, path, { query, body, form, signal } = {}) {
   return response;
 }
 
+/**
+ * JSON.parse that keeps integers beyond 2^53 exact where the browser can (JSON.rawJSON:
+ * Chromium 114+, Firefox 135+): such a number stays its source text, which JSON.stringify writes
+ * back verbatim. Plain JSON.parse rounded them, so an edit saved unchanged, or an import, stored
+ * 12345678901234567890 as 12345678901234567000. Elsewhere they still round.
+ */
+export function parseJson(text) {
+  if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+  return JSON.parse(text, (key, value, context) => (typeof value === 'number' && !Number.isSafeInteger(value)
+    && context && /^-?\d+$/.test(context.source) ? JSON.rawJSON(context.source) : value));
+}
+
+async function bodyOf(response) {
+  return parseJson(await response.text());
+}
+
 /** Send a request and return the parsed JSON body; throws ApiError on any non-2xx. */
 export async function request(method, path, { timeoutMs, ...options } = {}) {
   const signal = timeoutMs ? timeoutSignal(timeoutMs) : undefined;
   const response = await send(method, path, { ...options, signal });
   // The timeout covers the body too: a body cut off by it is a timeout, not an empty answer.
-  const payload = await response.json().catch(() => {
+  const payload = await bodyOf(response).catch(() => {
     if (signal && signal.aborted) throw new RequestTimeout();
     return null;
   });

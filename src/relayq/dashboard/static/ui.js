@@ -1,5 +1,6 @@
 // Shared widgets: toasts, modal dialogs built on <dialog>, and form dialogs whose submit
 // handler may throw (the error is shown inside the dialog, which stays open).
+import { parseJson } from './api.js';
 import { h, replace, select } from './dom.js';
 import { t } from './i18n.js';
 
@@ -126,7 +127,7 @@ export function confirmDialog({ title, message, confirmLabel, fields = [], onCon
 /** Parse JSON typed by a user; throws a translated error that names the field. */
 export function parseJsonField(text, label) {
   try {
-    return JSON.parse(text);
+    return parseJson(text);
   } catch (error) {
     throw new Error(t('error.invalidJson', { field: label, detail: error.message }));
   }

@@ -1,6 +1,6 @@
 // A message tab of the queue page (main, processing, dead, acknowledged, archived): a table
 // with server-side paging, sorting and filters, multi-select, and the message actions.
-import { api, download, MAX_COUNT } from '../api.js';
+import { api, download, MAX_COUNT, parseJson } from '../api.js';
 import {
   clamped, clipped, coalesce, h, isWaiting, localInputToIso, preview, replace, select, timeCell,
 } from '../dom.js';
@@ -71,7 +71,7 @@ function tickLeases(root) {
 async function importFile(file, queue) {
   let items;
   try {
-    items = JSON.parse(await file.text());
+    items = parseJson(await file.text());
   } catch {
     throw new Error(t('messages.importInvalid'));
   }
