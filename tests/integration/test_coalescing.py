@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import msgspec
 import pytest
@@ -206,6 +206,23 @@ async def test_deadlocked_statements_run_again_then_answer_503(relay: Relay) -> 
     assert refused.value.status == 503
 
 
+def after_first_insert(relay: Relay, action: Callable[[], Awaitable[object]]) -> None:
+    """Run `action` right after the first insert statement commits, before the look-up of the
+    keys it found held: the race a concurrent request would win now and then, made certain."""
+    insert = relay.messages._insert
+    calls = 0
+
+    async def insert_then_act(*args: object) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        stored = await insert(*args)  # type: ignore[arg-type]
+        if calls == 1:
+            await action()
+        return stored
+
+    relay.messages._insert = insert_then_act  # type: ignore[method-assign]
+
+
 async def test_a_key_whose_holder_is_deleted_before_the_look_up_is_stored_not_refused(relay: Relay) -> None:
     """The insert saw the key held (nothing stored for it); the holder is deleted before the
     look-up of its id. The key is free then: the item is stored, the batch stays whole, and a
@@ -213,18 +230,7 @@ async def test_a_key_whose_holder_is_deleted_before_the_look_up_is_stored_not_re
     every merged request stored twice)."""
     held = NewMessage(queue="co", type="t", payload=msgspec.Raw(b"0"), idempotency_key="held")
     (holder,) = await relay.messages.enqueue([held])
-    insert = relay.messages._insert
-    calls = 0
-
-    async def insert_then_delete_holder(*args: object) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        stored = await insert(*args)  # type: ignore[arg-type]
-        if calls == 1:
-            await relay.admin.delete([holder.id], bulk=False)
-        return stored
-
-    relay.messages._insert = insert_then_delete_holder  # type: ignore[method-assign]
+    after_first_insert(relay, lambda: relay.admin.delete([holder.id], bulk=False))
     batch = [message(1), NewMessage(queue="co", type="t", payload=msgspec.Raw(b"2"), idempotency_key="held")]
     first, second = await asyncio.gather(relay.messages.enqueue(batch, batch=True), relay.messages.enqueue([message(3)]))
     assert second[0].id not in {r.id for r in first}
@@ -244,21 +250,8 @@ async def test_a_key_whose_queue_is_renamed_or_deleted_before_the_look_up(relay:
     await relay.queues.create({"name": queue, "queue_type": "standard"})
     held = NewMessage(queue=queue, type="t", payload=msgspec.Raw(b"0"), idempotency_key="held")
     (holder,) = await relay.messages.enqueue([held])
-    insert = relay.messages._insert
-    calls = 0
-
-    async def insert_then_change_queue(*args: object) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        stored = await insert(*args)  # type: ignore[arg-type]
-        if calls == 1:
-            if change == "rename":
-                await relay.queues.rename(queue, queue + "_new")
-            else:
-                await relay.queues.delete(queue, force=True)
-        return stored
-
-    relay.messages._insert = insert_then_change_queue  # type: ignore[method-assign]
+    after_first_insert(relay, lambda: relay.queues.rename(queue, queue + "_new") if change == "rename"
+                       else relay.queues.delete(queue, force=True))
     again = NewMessage(queue=queue, type="t", payload=msgspec.Raw(b"2"), idempotency_key="held")
     # One shared statement for both requests, as the coalescer makes it under load.
     keyed, other = await relay.messages._enqueue_coalesced(None, [_EnqueueRequest([again], False),
