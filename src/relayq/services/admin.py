@@ -19,7 +19,7 @@ from relayq.db.queries import ANY_STATUS, EVENT_COLUMNS, MESSAGE_TABLES, queue_f
 from relayq.domain.errors import RelayError
 from relayq.domain.ids import StorageKind, queue_ids_of, storage_of
 from relayq.domain.messages import MESSAGE_COLUMNS, STATUSES
-from relayq.services.changes import Change, ChangeHub
+from relayq.services.changes import Change, ChangeHub, grouped_changes
 from relayq.services.queues import ADMIN_CONSUMER, QueueService, own_table, queue_subtree
 
 # Column list shared by the three tables, in one order, so their rows can be UNIONed.
@@ -309,11 +309,9 @@ class AdminService:
                 kind_ids, from_status, to_status, reason, ADMIN_CONSUMER, queue_ids_of(kind_ids),
             )
             moved.extend(rows)
-        now = time.time()
-        for queue, rows in _by_queue(moved).items():
-            self.hub.publish(Change("move", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
-                                    from_status=from_status, to_status=to_status, batch_size=len(ids),
-                                    error_reason=reason))
+        self.hub.publish_many(grouped_changes(moved, "move", at=time.time(), consumer_id=ADMIN_CONSUMER,
+                                              from_status=from_status, to_status=to_status, batch_size=len(ids),
+                                              error_reason=reason))
         return len(moved)
 
     async def delete(self, ids: Sequence[str], *, bulk: bool) -> int:
@@ -324,11 +322,9 @@ class AdminService:
                 DELETE_BY_IDS_SQL.format(table=MESSAGE_TABLES[kind], queue_filter=queue_filter(kind, 2)),
                 kind_ids, queue_ids_of(kind_ids),
             ))
-        now = time.time()
-        await self.hub.publish_durable_many([Change(  # one insert for every queue's entries
-            "bulk_delete" if bulk else "delete", queue, rows=rows, at=now, consumer_id=ADMIN_CONSUMER,
-            batch_size=len(ids) if bulk else None,
-        ) for queue, rows in _by_queue(deleted).items()])
+        await self.hub.publish_durable_many(grouped_changes(  # one insert for every queue's entries
+            deleted, "bulk_delete" if bulk else "delete", at=time.time(), consumer_id=ADMIN_CONSUMER,
+            batch_size=len(ids) if bulk else None))
         return len(deleted)
 
     async def edit(self, message_id: str, changes: dict[str, Any]) -> Mapping[str, Any]:
@@ -523,8 +519,3 @@ def _group_ids(ids: Sequence[str]) -> dict[StorageKind, list[str]]:
     return grouped
 
 
-def _by_queue(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    grouped: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        grouped.setdefault(row["queue_name"], []).append(row)
-    return grouped

@@ -39,14 +39,15 @@ class Change:
     anomalies: dict[str | None, dict[str, Any]] = field(default_factory=dict)
 
 
-def grouped_changes(rows: Sequence[Row], action_of: Callable[[Row], str], **fields: Any) -> list[Change]:
-    """One change per queue and action for the rows of one statement, each row keeping what
-    differs between its entries (its worker, error, overdue time). A change per row ran every
-    listener once per message: as much Python time as the statement's database time."""
+def grouped_changes(rows: Sequence[Row], action: str | Callable[[Row], str], **fields: Any) -> list[Change]:
+    """One change per queue and action (one action, or one per row: `action(row)`) for the rows of
+    one statement, each row keeping what differs between its entries (its worker, error, overdue
+    time). A change per row ran every listener once per message: as much Python time as the
+    statement's database time."""
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
-        groups.setdefault((row["queue_name"], action_of(row)), []).append(row)
-    return [Change(action, queue, rows=group, **fields) for (queue, action), group in groups.items()]
+        groups.setdefault((row["queue_name"], action if isinstance(action, str) else action(row)), []).append(row)
+    return [Change(name, queue, rows=group, **fields) for (queue, name), group in groups.items()]
 
 
 Listener = Callable[[Change], None]

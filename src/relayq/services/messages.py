@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, NamedTuple, overload
 
@@ -440,11 +440,8 @@ class MessageService:
             settled = await self._acks.submit(None, items)  # requests with repeated ids run alone
         else:
             settled = await self._settle(items, _ack_statement)
-        now = time.time()
-        by_queue = _group_rows(settled.rows)
-        for queue, rows in by_queue.items():
-            self.hub.publish(Change("acknowledge", queue, rows=rows, at=now,
-                                    batch_size=len(items) if batch else None))
+        self.hub.publish_many(grouped_changes(settled.rows, "acknowledge", at=time.time(),
+                                              batch_size=len(items) if batch else None))
         await self._report_lock_lost("acknowledge", settled, items)
         return settled
 
@@ -665,12 +662,6 @@ class _StaleQueues(Exception):
 def _nack_outcome(row: Row) -> str:
     return "move_to_dlq" if row["status"] == "dead" else "nack"
 
-
-def _group_rows(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
-    grouped: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row["queue_name"]].append(row)
-    return grouped
 
 
 def _lock_stolen(op: str, current: Mapping[str, Any], token: str | None) -> Change:
