@@ -101,7 +101,6 @@ RENAME_ACTIVITY_STEP = 20_000
 LATE_SWEEP_SECONDS = 5.0
 
 
-
 @dataclass(frozen=True, slots=True)
 class QueueRef:
     """What the hot path needs to address a queue's rows."""
